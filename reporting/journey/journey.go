@@ -1,0 +1,257 @@
+// Package journey projects committed notifications into call journeys and
+// the latest campaign group states, and reads them back for the
+// report.calljourney and report.campaigngroups commands.
+//
+// Projector runs inside the store's commit, in seq order, so the state it
+// keeps in the store's KV is always exactly as up to date as the event log
+// and survives restarts with it; Lookup and CampaignGroups read it in a
+// view. Nothing here holds state in memory or starts goroutines.
+//
+// A journey is keyed by every id seen for the call (SPEC §7.2):
+// GSW_CALL_ATTEMPT_GUID (ContactProcessed), _service_id (callback),
+// internal_call_ref and custom_call_ref (CDR). Buckets: "journey" (journey id
+// → JSON), "callid" (lower-cased call id → journey id) and "campaign"
+// (lower-cased GSW_CAMPAIGN_GROUP_GUID → the latest CampaignGroupState data).
+package journey
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"iproc/reporting/store"
+)
+
+// KV buckets.
+const (
+	bucketJourney  = "journey"
+	bucketCallID   = "callid"
+	bucketCampaign = "campaign"
+)
+
+// Bounds of a stored journey.
+const (
+	// MaxSteps is how many steps (and callback events) a journey keeps; the
+	// oldest go first.
+	MaxSteps = 200
+	// MaxIDs is how many call ids a journey lists (every id stays in the
+	// call id index, so Lookup finds the journey by any of them).
+	MaxIDs = 200
+	// MaxParticipants bounds the agent ids and the extensions kept.
+	MaxParticipants = 64
+	// maxIDLen: longer ids are not indexed.
+	maxIDLen = 256
+	// maxHops bounds how far a merged journey's forwarding is followed.
+	maxHops = 8
+)
+
+// Journey is a stored call journey.
+type Journey struct {
+	// ID is the journey's key: the first call id it was seen under.
+	ID string
+	// CallIDs are the call ids seen for the call, in the order first seen.
+	CallIDs []string
+	// Agents are the agent ids that took part (GSW_AGENT_ID, c_agent_id).
+	Agents []string
+	// Exts are the extensions that took part (CDR ext, c_agent_extension).
+	Exts []string
+	// Updated is the commit time of the last event that changed it.
+	Updated time.Time
+
+	items []item
+}
+
+// Step is one line of the call journey report (seed 002 report.calljourney).
+// The field names are the report's, CallId included.
+type Step struct {
+	CallId      string `json:"CallId"`
+	Device      string `json:"Device"`
+	DeviceType  string `json:"DeviceType"`
+	Description string `json:"Description"`
+	// Duration is HH:MM:SS (hours may exceed 24).
+	Duration string `json:"Duration"`
+	// DurationMs is the exact duration in milliseconds.
+	DurationMs int64 `json:"DurationMs"`
+}
+
+// item is a stored step, or a callback event whose step ends at the next
+// event of the same service.
+type item struct {
+	// Key groups the items of one source notification: a notification seen
+	// again replaces its items instead of adding more.
+	Key         string `json:"k"`
+	Kind        string `json:"t"` // kindContact, kindCallback or kindCDR
+	Start       int64  `json:"s"` // Unix ms
+	End         int64  `json:"e,omitempty"`
+	Seq         uint64 `json:"q,omitempty"`
+	Ord         int    `json:"o,omitempty"`
+	CallID      string `json:"c"`
+	Device      string `json:"d,omitempty"`
+	DeviceType  string `json:"dt,omitempty"`
+	Description string `json:"x,omitempty"`
+}
+
+const (
+	kindContact  = "cp"
+	kindCallback = "cb"
+	kindCDR      = "cdr"
+)
+
+// record is a Journey as stored.
+type record struct {
+	ID      string    `json:"id"`
+	IDs     []string  `json:"ids"`
+	Agents  []string  `json:"agents,omitempty"`
+	Exts    []string  `json:"exts,omitempty"`
+	Updated time.Time `json:"updated"`
+	Items   []item    `json:"items"`
+}
+
+func (j Journey) record() record {
+	return record{ID: j.ID, IDs: j.CallIDs, Agents: j.Agents, Exts: j.Exts, Updated: j.Updated, Items: j.items}
+}
+
+func fromRecord(r record) Journey {
+	return Journey{ID: r.ID, CallIDs: r.IDs, Agents: r.Agents, Exts: r.Exts, Updated: r.Updated, items: r.Items}
+}
+
+// Lookup returns the journey of the call known by callID, any id seen for
+// it (compared case-insensitively).
+func Lookup(kv store.KV, callID string) (Journey, bool) {
+	id := strings.TrimSpace(callID)
+	if id == "" || len(id) > maxIDLen {
+		return Journey{}, false
+	}
+	return resolve(kv, id)
+}
+
+// resolve finds the journey indexed under id. A journey merged into another
+// leaves its id in the index pointing at the survivor, so stale entries are
+// followed a few hops.
+func resolve(kv store.KV, id string) (Journey, bool) {
+	jid := id
+	if b := kv.Get(bucketCallID, strings.ToLower(id)); b != nil {
+		jid = string(b)
+	}
+	for range maxHops {
+		if b := kv.Get(bucketJourney, jid); b != nil {
+			var r record
+			if err := json.Unmarshal(b, &r); err != nil {
+				return Journey{}, false
+			}
+			return fromRecord(r), true
+		}
+		next := kv.Get(bucketCallID, strings.ToLower(jid))
+		if next == nil || string(next) == jid {
+			return Journey{}, false
+		}
+		jid = string(next)
+	}
+	return Journey{}, false
+}
+
+// Involves reports whether the agent (by id) or its extension took part in
+// the call, for SPEC §3.6: agents may see only the journeys of calls they
+// took part in. Empty arguments match nothing.
+func (j Journey) Involves(agentID, ext string) bool {
+	return (agentID != "" && slices.Contains(j.Agents, agentID)) ||
+		(ext != "" && slices.Contains(j.Exts, ext))
+}
+
+// Report returns the journey's steps in time order (ties in commit order).
+// A callback event's step lasts until the service's next event; the last
+// event of a service is a step of zero duration.
+func (j Journey) Report() []Step {
+	items := slices.Clone(j.items)
+	sortItems(items)
+	next := make(map[string]int64) // callback service → start of the following event
+	for i := len(items) - 1; i >= 0; i-- {
+		it := &items[i]
+		if it.Kind != kindCallback {
+			continue
+		}
+		if t, ok := next[it.CallID]; ok {
+			it.End = t
+		} else {
+			it.End = it.Start
+		}
+		next[it.CallID] = it.Start
+	}
+	steps := make([]Step, 0, len(items))
+	for _, it := range items {
+		ms := max(0, it.End-it.Start)
+		steps = append(steps, Step{
+			CallId:      it.CallID,
+			Device:      it.Device,
+			DeviceType:  it.DeviceType,
+			Description: it.Description,
+			Duration:    FormatDuration(ms),
+			DurationMs:  ms,
+		})
+	}
+	return steps
+}
+
+// sortItems orders items by start time, then commit order, then their order
+// within the notification.
+func sortItems(items []item) {
+	slices.SortStableFunc(items, func(a, b item) int {
+		return cmp.Or(cmp.Compare(a.Start, b.Start), cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Ord, b.Ord))
+	})
+}
+
+// FormatDuration renders milliseconds as HH:MM:SS, truncating to the second;
+// hours may exceed 24 (and 99).
+func FormatDuration(ms int64) string {
+	s := max(0, ms) / 1000
+	return fmt.Sprintf("%02d:%02d:%02d", s/3600, s/60%60, s%60)
+}
+
+// CampaignGroups returns the latest CampaignGroupState data of every
+// campaign group, sorted by GSW_CAMPAIGN_GROUP_GUID (case-insensitively).
+func CampaignGroups(kv store.KV) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	err := kv.ForEach(bucketCampaign, func(_ string, v []byte) error {
+		out = append(out, json.RawMessage(slices.Clone(v)))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read campaign groups: %w", err)
+	}
+	return out, nil
+}
+
+// Prune deletes the journeys not updated since before, with their call id
+// entries, and returns how many went. The store does not call it: the
+// caller runs it in a commit (for example daily, with the --history cutoff)
+// when journeys should not be kept for ever.
+func Prune(kv store.KV, before time.Time) (int, error) {
+	var old []record
+	err := kv.ForEach(bucketJourney, func(_ string, v []byte) error {
+		var r record
+		if json.Unmarshal(v, &r) == nil && r.Updated.Before(before) {
+			old = append(old, record{ID: r.ID, IDs: r.IDs})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune journeys: %w", err)
+	}
+	for _, r := range old {
+		for _, id := range append(r.IDs, r.ID) {
+			key := strings.ToLower(id)
+			if string(kv.Get(bucketCallID, key)) == r.ID {
+				if err := kv.Delete(bucketCallID, key); err != nil {
+					return 0, fmt.Errorf("prune journeys: %w", err)
+				}
+			}
+		}
+		if err := kv.Delete(bucketJourney, r.ID); err != nil {
+			return 0, fmt.Errorf("prune journeys: %w", err)
+		}
+	}
+	return len(old), nil
+}
