@@ -1,0 +1,277 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	"iproc/protocol"
+	"iproc/reporting/store"
+	"iproc/resources/directory"
+)
+
+// teamStatus is the live team-status report: the current state of every
+// agent and which sessions watch which teams. Its mutex orders snapshots
+// (report.teamstatus.begin) against live changes, so a watcher never sees a
+// change older than its snapshot.
+type teamStatus struct {
+	mu       sync.Mutex
+	states   map[string]agentState            // agent id → latest state
+	watchers map[string]map[*Session]struct{} // team id → watching sessions
+}
+
+func (t *teamStatus) init() {
+	t.states = map[string]agentState{}
+	t.watchers = map[string]map[*Session]struct{}{}
+}
+
+// watch indexes s under each of teams; t.mu must be held (or the registry
+// not yet shared).
+func (t *teamStatus) watch(s *Session, teams []directory.Team) {
+	for _, team := range teams {
+		set := t.watchers[team.ID]
+		if set == nil {
+			set = map[*Session]struct{}{}
+			t.watchers[team.ID] = set
+		}
+		set[s] = struct{}{}
+	}
+}
+
+func (t *teamStatus) unwatchLocked(s *Session) {
+	for id, set := range t.watchers {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(t.watchers, id)
+		}
+	}
+}
+
+func (t *teamStatus) unwatch(s *Session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.unwatchLocked(s)
+}
+
+// member is a team member as team-status events show it.
+type member struct {
+	MemberID   string `json:"memberId"`
+	MemberType string `json:"memberType,omitempty"`
+	MemberName string `json:"memberName,omitempty"`
+	Status     string `json:"status,omitempty"`
+	Reason     string `json:"reason"`
+}
+
+type teamView struct {
+	TeamID   string    `json:"teamId"`
+	TeamName string    `json:"teamName"`
+	Members  *[]member `json:"members,omitempty"`
+}
+
+type teamEvent struct {
+	AgentID string   `json:"agentId"`
+	Team    teamView `json:"team"`
+}
+
+// memberIDs lists a team's members and supervisors, each once.
+func memberIDs(team directory.Team) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, list := range [][]string{team.Members, team.Supervisors} {
+		for _, id := range list {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+func hasMember(team directory.Team, agentID string) bool {
+	for _, id := range memberIDs(team) {
+		if id == agentID {
+			return true
+		}
+	}
+	return false
+}
+
+// memberOf describes agent id with its current state; t.mu must be held.
+func (t *teamStatus) memberOf(dir *directory.Directory, id string) member {
+	m := member{MemberID: id, Status: protocol.StateLoggedOut}
+	if a, ok := dir.Agent(id); ok {
+		m.MemberType, m.MemberName = string(a.Type), a.Name
+	}
+	if st, ok := t.states[id]; ok {
+		m.Status, m.Reason = st.State, st.Reason
+	}
+	return m
+}
+
+func teamFrame(name string, seq uint64, watcher string, team directory.Team, members []member) []byte {
+	view := teamView{TeamID: team.ID, TeamName: team.Name}
+	if members != nil {
+		view.Members = &members
+	}
+	data, _ := json.Marshal(teamEvent{AgentID: watcher, Team: view})
+	return protocol.EventFrame(name, seq, data)
+}
+
+// memberStatusFrames returns a memberstatuschanged frame for each team
+// watcher s watches that holds the agent of st.
+func (r *Registry) memberStatusFrames(s *Session, seq uint64, st agentState) [][]byte {
+	dir := r.Directory()
+	var frames [][]byte
+	for _, team := range dir.TeamsOf(s.Agent.ID) {
+		if !hasMember(team, st.AgentID) {
+			continue
+		}
+		m := member{MemberID: st.AgentID, Status: st.State, Reason: st.Reason}
+		if a, ok := dir.Agent(st.AgentID); ok {
+			m.MemberType, m.MemberName = string(a.Type), a.Name
+		}
+		frames = append(frames, teamFrame(protocol.EventMemberStatusChanged, seq, s.Agent.ID, team, []member{m}))
+	}
+	return frames
+}
+
+// dispatchState applies an agent.state event and delivers it to the agent's
+// own session and to the watchers of its teams.
+func (r *Registry) dispatchState(ev store.Event, cache *eventCache) {
+	st, ok := cache.state(ev)
+	if !ok {
+		return
+	}
+	r.team.mu.Lock()
+	defer r.team.mu.Unlock()
+	r.team.states[st.AgentID] = st
+	targets := map[*Session]struct{}{}
+	r.mu.RLock()
+	if own := r.byAgent[st.AgentID]; own != nil {
+		targets[own] = struct{}{}
+	}
+	r.mu.RUnlock()
+	for _, team := range r.Directory().TeamsOf(st.AgentID) {
+		for s := range r.team.watchers[team.ID] {
+			targets[s] = struct{}{}
+		}
+	}
+	for s := range targets {
+		if frames := r.framesFor(s, ev, cache); len(frames) > 0 {
+			s.deliver(ev.Seq, frames)
+		}
+	}
+}
+
+// BeginTeamStatus starts the team-status report for s: it sends success
+// (the already-encoded answer), then one teamadded per team with every
+// member, and from then on the live changes.
+func (r *Registry) BeginTeamStatus(ctx context.Context, s *Session, success []byte) error {
+	dir := r.Directory()
+	teams := dir.TeamsOf(s.Agent.ID)
+	r.team.mu.Lock()
+	s.mu.Lock()
+	s.watching = true
+	if s.conn != nil {
+		s.conn.Send(success)
+		for _, team := range teams {
+			members := []member{}
+			for _, id := range memberIDs(team) {
+				members = append(members, r.team.memberOf(dir, id))
+			}
+			s.conn.Send(teamFrame(protocol.EventTeamAdded, 0, s.Agent.ID, team, members))
+		}
+	}
+	s.mu.Unlock()
+	r.team.unwatchLocked(s)
+	r.team.watch(s, teams)
+	r.team.mu.Unlock()
+	return r.persist(ctx, s)
+}
+
+// EndTeamStatus stops the team-status report for s.
+func (r *Registry) EndTeamStatus(ctx context.Context, s *Session) error {
+	r.team.mu.Lock()
+	s.mu.Lock()
+	s.watching = false
+	s.mu.Unlock()
+	r.team.unwatchLocked(s)
+	r.team.mu.Unlock()
+	return r.persist(ctx, s)
+}
+
+// SetDirectory replaces the directory (a reload) and tells each watcher what
+// changed for it: teamadded, teamremoved, teamchanged, memberadded,
+// memberremoved.
+func (r *Registry) SetDirectory(dir *directory.Directory) {
+	r.team.mu.Lock()
+	defer r.team.mu.Unlock()
+	old := r.dir.Swap(dir)
+	watchers := map[*Session]struct{}{}
+	for _, set := range r.team.watchers {
+		for s := range set {
+			watchers[s] = struct{}{}
+		}
+	}
+	for s := range watchers {
+		for _, f := range r.reloadFrames(old, dir, s.Agent.ID) {
+			s.send(f)
+		}
+		r.team.unwatchLocked(s)
+		r.team.watch(s, dir.TeamsOf(s.Agent.ID))
+	}
+}
+
+// reloadFrames compares what watcher w saw in old with what it sees in new.
+func (r *Registry) reloadFrames(old, cur *directory.Directory, w string) [][]byte {
+	oldTeams := map[string]directory.Team{}
+	for _, t := range old.TeamsOf(w) {
+		oldTeams[t.ID] = t
+	}
+	var frames [][]byte
+	for _, t := range cur.TeamsOf(w) {
+		before, had := oldTeams[t.ID]
+		delete(oldTeams, t.ID)
+		if !had {
+			members := []member{}
+			for _, id := range memberIDs(t) {
+				members = append(members, r.team.memberOf(cur, id))
+			}
+			frames = append(frames, teamFrame(protocol.EventTeamAdded, 0, w, t, members))
+			continue
+		}
+		if before.Name != t.Name {
+			frames = append(frames, teamFrame(protocol.EventTeamChanged, 0, w, t, nil))
+		}
+		was := map[string]bool{}
+		for _, id := range memberIDs(before) {
+			was[id] = true
+		}
+		var added []member
+		for _, id := range memberIDs(t) {
+			if !was[id] {
+				added = append(added, r.team.memberOf(cur, id))
+			}
+			delete(was, id)
+		}
+		if len(added) > 0 {
+			frames = append(frames, teamFrame(protocol.EventMemberAdded, 0, w, t, added))
+		}
+		var removed []member
+		for _, id := range memberIDs(before) {
+			if was[id] {
+				removed = append(removed, member{MemberID: id})
+			}
+		}
+		if len(removed) > 0 {
+			frames = append(frames, teamFrame(protocol.EventMemberRemoved, 0, w, t, removed))
+		}
+	}
+	for _, t := range old.TeamsOf(w) {
+		if _, gone := oldTeams[t.ID]; gone {
+			frames = append(frames, teamFrame(protocol.EventTeamRemoved, 0, w, t, nil))
+		}
+	}
+	return frames
+}
