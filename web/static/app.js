@@ -1,0 +1,460 @@
+// app.js drives the iproc debug page (ids documented at the top of
+// index.html). All text from the server goes into the DOM through
+// textContent or attributes, never through innerHTML.
+import {IprocClient} from './iproc-client.js';
+
+const TOPICS = ['outbound.campaignGroupState', 'outbound.contactProcessed', 'callback.status', 'dialer.cdr'];
+const TEAM_PREFIX = 'report.teamstatus.';
+const LOG_MAX = 500;
+const STATUS_CLASS = {ready: 'st-ready', not_ready: 'st-not-ready', ACW: 'st-acw', logged_out: 'st-logged-out'};
+
+const $ = (id) => document.getElementById(id);
+const client = new IprocClient();
+
+/**
+ * el builds an element. props sets attributes ('class' and 'dataset' are
+ * special); string children become text nodes, so data is never parsed as HTML.
+ */
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else e.setAttribute(k, String(v));
+  }
+  for (const c of children) {
+    if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+const pretty = (v) => JSON.stringify(v, null, 2);
+const failureText = (r) => (r.failure ? `${r.failure.code}: ${r.failure.message}` : r.message ?? r.result);
+
+/** hms formats milliseconds as H:MM:SS. */
+function hms(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const mm = String(Math.floor(s / 60) % 60).padStart(2, '0');
+  return `${Math.floor(s / 3600)}:${mm}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/** call sends a request; failures and transport errors are logged, not thrown. */
+async function call(command, data = {}, resource = undefined) {
+  try {
+    const r = await client.request(command, data, resource);
+    if (r.result === 'failure') note('client.error', {command, failure: r.failure});
+    return r;
+  } catch (err) {
+    note('client.error', {command, error: err.message});
+    return null;
+  }
+}
+
+// ---- status, service info, session ----------------------------------------
+
+const setStatus = (text) => { $('status').textContent = text; };
+const agentText = () => `logged in as ${client.session.agentId}`;
+
+client.on('state', (s) => {
+  note('client.state', s);
+  if (s.state === 'connecting') setStatus(s.attempt ? 'reconnecting…' : 'connecting…');
+  else if (s.state === 'closed') setStatus('disconnected');
+  else setStatus(client.session ? agentText() : 'connected');
+});
+
+client.on('resumed', (d) => {
+  note('client.resumed', d);
+  if (!d.recovered) rereadReports(); // events were missed: start the reports over
+});
+
+client.on('sessionlost', (r) => note('client.sessionlost', r.failure ?? r));
+
+client.on('session', (s) => {
+  for (const id of ['logout', 'set-state']) $(id).disabled = !s;
+  if (!s) {
+    setStatus(client.connected ? 'connected' : 'disconnected');
+    $('my-state').textContent = '–';
+    clearTeams();
+    return;
+  }
+  $('login-error').textContent = '';
+  $('password').value = '';
+  setStatus(agentText());
+  startSession(s);
+});
+
+/** startSession subscribes to every topic and begins the team status report. */
+async function startSession(s) {
+  await call('subscribe', {topics: TOPICS}, s.id);
+  clearTeams();
+  await call('report.teamstatus.begin', {agentId: s.agentId});
+  const r = await call('getState', {}, s.id);
+  if (r?.result === 'success') showMyState(r.data);
+}
+
+async function rereadReports() {
+  const s = client.session;
+  if (!s) return;
+  await call('report.teamstatus.end', {agentId: s.agentId});
+  clearTeams();
+  await call('report.teamstatus.begin', {agentId: s.agentId});
+  if (campaigns.loaded) loadCampaigns();
+}
+
+function showServiceInfo(data) {
+  const dl = $('service-info');
+  dl.replaceChildren();
+  for (const [k, v] of Object.entries(data ?? {})) {
+    dl.append(el('dt', {}, k), el('dd', {}, typeof v === 'string' ? v : JSON.stringify(v)));
+  }
+}
+
+function showMyState(d) {
+  const text = d?.reason ? `${d.state} (${d.reason})` : d?.state ?? '–';
+  $('my-state').textContent = text;
+  $('my-state').className = STATUS_CLASS[d?.state] ?? '';
+}
+
+// ---- login, override, own state --------------------------------------------
+
+let pendingLogin = null; // the prepareSession data awaiting an override answer
+
+async function login(data) {
+  $('login-error').textContent = '';
+  const r = await call('prepareSession', data);
+  if (!r) { $('login-error').textContent = 'not connected'; return; }
+  if (r.result === 'confirm') {
+    pendingLogin = data;
+    $('override-message').textContent = r.message ?? 'The agent already has a session.';
+    $('override-dialog').showModal();
+  } else if (r.result === 'failure') {
+    $('login-error').textContent = failureText(r);
+  }
+  // success is handled by the client's 'session' event
+}
+
+$('login-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  login({
+    model: $('model').value.trim() || 'uccx',
+    override: false,
+    agent: {id: $('agent-id').value.trim(), password: $('password').value},
+  });
+});
+
+$('override-yes').addEventListener('click', () => {
+  $('override-dialog').close();
+  if (pendingLogin) login({...pendingLogin, override: true});
+  pendingLogin = null;
+});
+
+$('override-no').addEventListener('click', () => {
+  $('override-dialog').close();
+  pendingLogin = null;
+});
+
+$('logout').addEventListener('click', () => {
+  if (client.session) call('closeSession', {}, client.session.id);
+});
+
+$('set-state').addEventListener('click', async () => {
+  if (!client.session) return;
+  const data = {state: $('state-select').value};
+  const reason = $('state-reason').value.trim();
+  if (reason) data.reason = reason;
+  await call('setState', data, client.session.id);
+});
+
+// ---- console ----------------------------------------------------------------
+
+const sid = () => client.session?.id ?? '';
+const PRESETS = {
+  getCapabilities: () => ({command: 'getCapabilities', data: {}}),
+  ping: () => ({command: 'ping', data: {}}),
+  getState: () => ({command: 'getState', data: {}, resource: sid()}),
+  ready: () => ({command: 'setState', data: {state: 'ready'}, resource: sid()}),
+  not_ready: () => ({command: 'setState', data: {state: 'not_ready', reason: '1'}, resource: sid()}),
+  subscribe: () => ({command: 'subscribe', data: {topics: TOPICS}, resource: sid()}),
+  campaigngroups: () => ({command: 'report.campaigngroups', data: {}}),
+};
+
+async function consoleSend() {
+  const out = $('console-output');
+  let req;
+  try {
+    req = JSON.parse($('console-input').value);
+  } catch (err) {
+    out.className = 'output fail';
+    out.textContent = `invalid JSON: ${err.message}`;
+    return;
+  }
+  if (req === null || typeof req !== 'object' || typeof req.command !== 'string') {
+    out.className = 'output fail';
+    out.textContent = 'the request must be an object with a string "command"';
+    return;
+  }
+  const t0 = performance.now();
+  try {
+    const r = await client.request(req.command, req.data ?? {}, req.resource || undefined);
+    out.className = `output ${r.result === 'success' ? 'ok' : 'fail'}`;
+    out.textContent = `// ${r.result} in ${Math.round(performance.now() - t0)} ms\n${pretty(r)}`;
+  } catch (err) {
+    out.className = 'output fail';
+    out.textContent = `error: ${err.message}`;
+  }
+}
+
+$('console-send').addEventListener('click', consoleSend);
+$('console-input').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); consoleSend(); }
+});
+for (const b of document.querySelectorAll('.preset')) {
+  b.addEventListener('click', () => {
+    $('console-input').value = pretty(PRESETS[b.dataset.preset]());
+    consoleSend();
+  });
+}
+
+// ---- event log ----------------------------------------------------------------
+
+const log = {paused: false, held: [], filter: ''};
+
+/** note logs a client-side happening as an entry named name. */
+function note(name, data) {
+  addLog({name, data});
+}
+
+function addLog(ev) {
+  const entry = {time: new Date(), ...ev};
+  if (log.paused) {
+    log.held.push(entry);
+    if (log.held.length > LOG_MAX) log.held.shift();
+    $('log-count').textContent = `${log.held.length} held`;
+    return;
+  }
+  renderLog(entry);
+}
+
+function renderLog({time, name, seq, data}) {
+  const json = JSON.stringify(data ?? {});
+  const li = el('li', {class: name.startsWith('client.') ? 'event local' : 'event', dataset: {name}},
+    el('details', {},
+      el('summary', {},
+        el('time', {}, time.toISOString().slice(11, 23)), ' ',
+        el('span', {class: 'name'}, name), ' ',
+        seq !== undefined ? el('span', {class: 'seq'}, `#${seq}`) : null, ' ',
+        el('code', {}, json.length > 160 ? `${json.slice(0, 160)}…` : json)),
+      el('pre', {}, pretty(data ?? {}))));
+  li.hidden = !matchesFilter(name);
+  const list = $('event-log');
+  list.prepend(li);
+  while (list.children.length > LOG_MAX) list.lastElementChild.remove();
+}
+
+const matchesFilter = (name) => name.toLowerCase().includes(log.filter);
+
+$('log-filter').addEventListener('input', (e) => {
+  log.filter = e.target.value.trim().toLowerCase();
+  for (const li of $('event-log').children) li.hidden = !matchesFilter(li.dataset.name);
+});
+
+$('log-pause').addEventListener('click', (e) => {
+  log.paused = !log.paused;
+  e.target.textContent = log.paused ? 'Resume' : 'Pause';
+  e.target.setAttribute('aria-pressed', String(log.paused));
+  if (!log.paused) {
+    for (const entry of log.held.splice(0)) renderLog(entry);
+    $('log-count').textContent = '';
+  }
+});
+
+$('log-clear').addEventListener('click', () => {
+  $('event-log').replaceChildren();
+  log.held.length = 0;
+  $('log-count').textContent = '';
+});
+
+// ---- team status ----------------------------------------------------------------
+
+const teams = new Map(); // teamId -> tbody
+
+function clearTeams() {
+  for (const tbody of teams.values()) tbody.remove();
+  teams.clear();
+}
+
+function teamBody(team) {
+  let tbody = teams.get(team.teamId);
+  if (!tbody) {
+    tbody = el('tbody', {dataset: {team: team.teamId}},
+      el('tr', {class: 'team-head'}, el('th', {colspan: 5})));
+    teams.set(team.teamId, tbody);
+    $('team-table').append(tbody);
+  }
+  if (team.teamName !== undefined || !tbody.rows[0].cells[0].textContent) {
+    tbody.rows[0].cells[0].textContent = `${team.teamName ?? ''} (${team.teamId})`;
+  }
+  return tbody;
+}
+
+const memberRow = (tbody, id) => [...tbody.rows].find((r) => r.dataset.member === id);
+
+function upsertMember(tbody, m) {
+  const id = String(m.memberId);
+  let row = memberRow(tbody, id);
+  if (!row) {
+    row = el('tr', {dataset: {member: id}},
+      ...['name', 'type', 'status', 'reason', 'time'].map((c) => el('td', {class: c})));
+    tbody.append(row);
+  }
+  const cell = (c) => row.querySelector(`.${c}`);
+  if (m.memberName !== undefined || !cell('name').textContent) cell('name').textContent = `${m.memberName ?? ''} (${id})`;
+  if (m.memberType !== undefined) cell('type').textContent = m.memberType;
+  const reason = m.reason ?? '';
+  if (m.status !== undefined && (m.status !== row.dataset.status || reason !== row.dataset.reason)) {
+    row.dataset.status = m.status;
+    row.dataset.reason = reason;
+    const since = Date.parse(m.since ?? '');
+    row.dataset.since = String(Number.isNaN(since) ? Date.now() : since);
+    row.className = STATUS_CLASS[m.status] ?? 'st-other';
+    cell('status').textContent = m.status;
+    cell('reason').textContent = reason;
+    cell('time').textContent = hms(Date.now() - Number(row.dataset.since));
+  }
+}
+
+function applyTeamEvent(name, data) {
+  const team = data?.team;
+  if (!team || team.teamId === undefined) return;
+  team.teamId = String(team.teamId);
+  const members = Array.isArray(team.members) ? team.members : [];
+  switch (name.slice(TEAM_PREFIX.length)) {
+    case 'teamadded': {
+      const tbody = teamBody(team);
+      while (tbody.rows.length > 1) tbody.rows[1].remove();
+      members.forEach((m) => upsertMember(tbody, m));
+      break;
+    }
+    case 'memberadded':
+    case 'memberstatuschanged':
+      members.forEach((m) => upsertMember(teamBody(team), m));
+      break;
+    case 'memberremoved': {
+      const tbody = teams.get(team.teamId);
+      if (tbody) members.forEach((m) => memberRow(tbody, String(m.memberId))?.remove());
+      break;
+    }
+    case 'teamchanged':
+      if (teams.has(team.teamId)) teamBody(team);
+      break;
+    case 'teamremoved':
+      teams.get(team.teamId)?.remove();
+      teams.delete(team.teamId);
+      break;
+  }
+}
+
+setInterval(() => {
+  const now = Date.now();
+  for (const row of $('team-table').querySelectorAll('tr[data-since]')) {
+    row.querySelector('.time').textContent = hms(now - Number(row.dataset.since));
+  }
+}, 1000);
+
+// ---- call journey ----------------------------------------------------------------
+
+/** stepMs is a step's duration: DurationMs, else Duration parsed from HH:MM:SS. */
+function stepMs(step) {
+  if (Number.isFinite(step.DurationMs)) return step.DurationMs;
+  const [h, m, s] = String(step.Duration ?? '').split(':').map(Number);
+  return [h, m, s].every(Number.isFinite) ? ((h * 60 + m) * 60 + s) * 1000 : 0;
+}
+
+/** kind picks one of six bar colours from the device type. */
+function kind(type) {
+  let h = 0;
+  for (const ch of String(type ?? '')) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return `kind-${h % 6}`;
+}
+
+function showJourney(steps) {
+  const total = steps.reduce((t, s) => t + stepMs(s), 0);
+  const timeline = el('div', {class: 'timeline', role: 'img', 'aria-label': `call journey, ${hms(total)} in total`});
+  for (const s of steps) {
+    const label = `${s.DeviceType ?? ''} ${s.Device ?? ''}`.trim();
+    const bar = el('div', {class: `bar ${kind(s.DeviceType)}`, title: `${label} — ${s.Description ?? ''} (${s.Duration ?? hms(stepMs(s))})`},
+      el('span', {}, label), el('small', {}, s.Duration ?? hms(stepMs(s))));
+    bar.style.flexGrow = String(total > 0 ? Math.max(stepMs(s), total / 100) : 1);
+    timeline.append(bar);
+  }
+  const cols = ['CallId', 'Device', 'DeviceType', 'Description', 'Duration', 'DurationMs'];
+  const table = el('table', {class: 'journey-table'},
+    el('thead', {}, el('tr', {}, el('th', {}, '#'), ...cols.map((c) => el('th', {}, c)))),
+    el('tbody', {}, ...steps.map((s, i) =>
+      el('tr', {}, el('td', {}, i + 1), ...cols.map((c) => el('td', {}, s[c] ?? ''))))));
+  $('journey').replaceChildren(el('p', {}, `${steps.length} steps, ${hms(total)} in total`), timeline, table);
+}
+
+$('journey-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const id = $('journey-id').value.trim();
+  if (!id) return;
+  $('journey').replaceChildren(el('p', {}, 'loading…'));
+  const r = await call('report.calljourney', {CallId: id});
+  if (r?.result === 'success') showJourney(r.data?.CallJourney ?? []);
+  else $('journey').replaceChildren(el('p', {class: 'error'}, r ? failureText(r) : 'not connected'));
+});
+
+// ---- campaign groups ----------------------------------------------------------------
+
+const campaigns = {loaded: false, byGUID: new Map()};
+
+/** when formats GSW_DATE_TIME (UTC seconds with milliseconds) as an ISO-like UTC time. */
+function when(v) {
+  const secs = Number(v);
+  if (v === undefined || v === '' || !Number.isFinite(secs)) return String(v ?? '');
+  return new Date(secs * 1000).toISOString().replace('T', ' ').replace('Z', ' UTC');
+}
+
+function showCampaigns() {
+  const rows = [...campaigns.byGUID.values()]
+    .sort((a, b) => String(a.GSW_CAMPAIGN_GROUP_NAME).localeCompare(String(b.GSW_CAMPAIGN_GROUP_NAME)));
+  $('campaigns').replaceChildren(el('table', {},
+    el('thead', {}, el('tr', {}, ...['GUID', 'Name', 'State', 'Date'].map((c) => el('th', {}, c)))),
+    el('tbody', {}, ...rows.map((g) => el('tr', {dataset: {guid: g.GSW_CAMPAIGN_GROUP_GUID}},
+      el('td', {class: 'mono'}, g.GSW_CAMPAIGN_GROUP_GUID),
+      el('td', {}, g.GSW_CAMPAIGN_GROUP_NAME ?? ''),
+      el('td', {}, g.GSW_CAMPAIGN_GROUP_STATE ?? ''),
+      el('td', {}, when(g.GSW_DATE_TIME)))))));
+}
+
+async function loadCampaigns() {
+  const r = await call('report.campaigngroups');
+  if (r?.result !== 'success') {
+    $('campaigns').replaceChildren(el('p', {class: 'error'}, r ? failureText(r) : 'not connected'));
+    return;
+  }
+  campaigns.loaded = true;
+  campaigns.byGUID.clear();
+  for (const g of r.data?.CampaignGroups ?? []) campaigns.byGUID.set(String(g.GSW_CAMPAIGN_GROUP_GUID), g);
+  showCampaigns();
+}
+
+$('campaigns-go').addEventListener('click', loadCampaigns);
+
+// ---- server events ----------------------------------------------------------------
+
+client.on('*', (ev) => {
+  addLog(ev);
+  const {name, data} = ev;
+  if (name === 'service.info') showServiceInfo(data);
+  else if (name === 'session.stateChanged') showMyState(data);
+  else if (name === 'session.ended') setStatus(`session ended (${data?.reason ?? 'unknown'})`);
+  else if (name.startsWith(TEAM_PREFIX)) applyTeamEvent(name, data);
+  else if (name === 'outbound.campaignGroupState' && data?.GSW_CAMPAIGN_GROUP_GUID !== undefined) {
+    campaigns.byGUID.set(String(data.GSW_CAMPAIGN_GROUP_GUID), data);
+    showCampaigns();
+  }
+});
+
+client.connect();
