@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"iproc/reporting/notify"
+	"iproc/reporting/store"
+)
+
+// maxIngestBytes bounds a notification body.
+const maxIngestBytes = 1 << 20
+
+// decodeFunc turns a request body into notifications; many reports whether
+// the body was an array (answered with seqs).
+type decodeFunc func(body []byte, r *http.Request) (ns []notify.Notification, many bool, err error)
+
+func (s *Server) ingestRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /ingest/ocs/campaign-group-state", s.ingest("ocs_campaign_group_state", func(b []byte, _ *http.Request) ([]notify.Notification, bool, error) {
+		n, err := notify.DecodeCampaignGroupState(b)
+		return []notify.Notification{n}, false, err
+	}))
+	mux.Handle("POST /ingest/ocs/contact-processed", s.ingest("ocs_contact_processed", func(b []byte, r *http.Request) ([]notify.Notification, bool, error) {
+		n, err := notify.DecodeContactProcessed(b, r.Header.Get("ETag"))
+		return []notify.Notification{n}, false, err
+	}))
+	mux.Handle("POST /ingest/gms/callback", s.ingest("gms_callback", func(b []byte, _ *http.Request) ([]notify.Notification, bool, error) {
+		return notify.DecodeCallback(b)
+	}))
+	mux.HandleFunc("/ingest/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "resource.notFound", "no ingest endpoint at "+r.URL.Path+": use /ingest/ocs/campaign-group-state, /ingest/ocs/contact-processed or /ingest/gms/callback")
+	})
+	return mux
+}
+
+// ingest is the common path of every notification endpoint: auth, limits,
+// decode + validate, one durable append, then the answer.
+func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		reject := func(status int, code, msg string, fields ...string) {
+			s.metrics.ingestRejected.WithLabelValues(http.StatusText(status)).Inc()
+			writeError(w, status, code, msg, fields...)
+		}
+		if status, msg := s.authorize(r, s.cfg.IngestToken); status != 0 {
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="iproc ingest"`)
+			}
+			reject(status, "auth.forbidden", msg)
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			reject(http.StatusUnsupportedMediaType, "request.invalid", "Content-Type must be application/json", "Content-Type")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxIngestBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				reject(http.StatusRequestEntityTooLarge, "request.invalid", "the body is larger than 1 MiB")
+				return
+			}
+			reject(http.StatusBadRequest, "request.malformed", "could not read the body")
+			return
+		}
+		ns, many, err := decode(body, r)
+		if err != nil {
+			var ne *notify.Error
+			if errors.As(err, &ne) {
+				reject(http.StatusBadRequest, ne.Code, ne.Message, ne.Fields...)
+				return
+			}
+			reject(http.StatusBadRequest, "request.invalid", err.Error())
+			return
+		}
+		recs := make([]store.Record, len(ns))
+		for i, n := range ns {
+			recs[i] = store.Record{Name: n.Topic, Data: n.Data, DedupKey: n.DedupKey, Meta: store.Meta{AgentID: n.AgentID, Ext: n.Ext}}
+		}
+		// The append is not cut short by a client that hangs up: once
+		// started, its outcome is decided by the commit.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), requestTimeout)
+		defer cancel()
+		results, err := s.store.Append(ctx, recs)
+		if err != nil {
+			s.log.Warn().Err(err).Str("source", source).Msg("ingest: store cannot write")
+			reject(http.StatusServiceUnavailable, "server.unavailable", "the event store cannot write right now: retry")
+			return
+		}
+		s.metrics.ingestLatency.WithLabelValues(source).Observe(time.Since(start).Seconds())
+		dup := false
+		seqs := make([]uint64, len(results))
+		for i, res := range results {
+			seqs[i] = res.Seq
+			if res.Duplicate {
+				dup = true
+				s.metrics.duplicates.Inc()
+			} else {
+				s.metrics.eventsIn.WithLabelValues(source).Inc()
+			}
+		}
+		answer := map[string]any{"accepted": true}
+		if many {
+			answer["seqs"] = seqs
+		} else {
+			answer["seq"] = seqs[0]
+			if dup {
+				answer["duplicate"] = true
+			}
+		}
+		writeJSON(w, http.StatusOK, answer)
+	})
+}
+
+// authorize checks a bearer token (constant time) when one is set, else
+// that the client is on loopback. It returns 0 when allowed, else the status
+// and the message.
+func (s *Server) authorize(r *http.Request, token string) (int, string) {
+	if token == "" {
+		if isLoopback(r.RemoteAddr) {
+			return 0, ""
+		}
+		return http.StatusForbidden, "no token is configured, so only loopback clients are accepted"
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return http.StatusUnauthorized, "a bearer token is required"
+	}
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+		return http.StatusUnauthorized, "wrong bearer token"
+	}
+	return 0, ""
+}
+
+func isLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

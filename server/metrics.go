@@ -1,0 +1,52 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the server's Prometheus metrics, on a registry of its own (no
+// global state), served at /metrics.
+type metrics struct {
+	reg *prometheus.Registry
+
+	connections     prometheus.Gauge
+	sessions        prometheus.GaugeFunc
+	requests        *prometheus.CounterVec
+	framesIn        prometheus.Counter
+	framesOut       prometheus.Counter
+	eventsIn        *prometheus.CounterVec
+	duplicates      prometheus.Counter
+	eventsCommitted prometheus.Counter
+	deliveries      prometheus.Counter
+	slowConsumers   prometheus.Counter
+	ingestLatency   *prometheus.HistogramVec
+	deliveryLatency prometheus.Histogram
+	ingestRejected  *prometheus.CounterVec
+}
+
+func newMetrics(sessions func() float64) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	latencyBuckets := []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5}
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "iproc_connections", Help: "Open WebSocket connections."})
+	m.sessions = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iproc_sessions", Help: "Sessions, attached or resumable."}, sessions)
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iproc_requests_total", Help: "WebSocket requests by command and result."}, []string{"command", "result"})
+	m.framesIn = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_frames_received_total", Help: "WebSocket frames received."})
+	m.framesOut = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_frames_sent_total", Help: "WebSocket frames written (responses and events)."})
+	m.eventsIn = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iproc_events_in_total", Help: "Notifications accepted and stored, by source."}, []string{"source"})
+	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_duplicates_total", Help: "Notifications answered as duplicates (retried GUIDs)."})
+	m.eventsCommitted = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_events_committed_total", Help: "Events committed to the log (notifications, agent states, session changes)."})
+	m.deliveries = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_events_delivered_total", Help: "Event frames handed to connections."})
+	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_slow_consumer_disconnects_total", Help: "Connections closed with 1013 because their queue overflowed."})
+	m.ingestLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iproc_ingest_seconds", Help: "From request received to durable commit, by source.", Buckets: latencyBuckets}, []string{"source"})
+	m.deliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_delivery_seconds", Help: "From commit to the event being queued on every entitled connection.", Buckets: latencyBuckets})
+	m.ingestRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iproc_ingest_rejected_total", Help: "Ingest requests refused, by HTTP status."}, []string{"status"})
+	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.framesIn, m.framesOut,
+		m.eventsIn, m.duplicates, m.eventsCommitted, m.deliveries, m.slowConsumers, m.ingestLatency,
+		m.deliveryLatency, m.ingestRejected,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	return m
+}

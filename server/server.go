@@ -1,0 +1,414 @@
+// Package server is iproc's HTTP side: the /ws WebSocket endpoint and its
+// connections, the notification ingest endpoints, health, metrics and admin
+// endpoints, the hub that hands committed events to sessions, and shutdown.
+//
+// Concurrency: each connection has one reader goroutine (the HTTP handler),
+// one writer goroutine (the only one that writes to its socket) and a bounded
+// queue between them; a full queue closes the connection with 1013. Committed
+// events reach sessions through the hub, one goroutine that never blocks on a
+// connection. Shutdown stops the listener, closes every socket with 1001,
+// waits for the connection goroutines, then closes the store.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"iproc/protocol"
+	"iproc/reporting/journey"
+	"iproc/reporting/store"
+	"iproc/resources/directory"
+	"iproc/resources/report"
+	"iproc/resources/session"
+	"iproc/web"
+)
+
+// Config configures a Server. Zero values mean defaults.
+type Config struct {
+	// Addr is the listen address. Empty means 127.0.0.1:8080.
+	Addr string
+	// TLSCert and TLSKey, when both set, serve HTTPS/WSS (TLS 1.2 minimum).
+	TLSCert, TLSKey string
+	// Directory is the agent directory. Nil means the bundled demo.
+	Directory *directory.Directory
+	// DirectoryPath is the file Directory came from, re-read by SIGHUP and
+	// reload requests without a body. Empty means the bundled demo.
+	DirectoryPath string
+	// DataDir is the embedded store's folder. Empty means ./iproc-data.
+	DataDir string
+	// IngestToken, when set, is required as a bearer token on /ingest/*;
+	// when empty only loopback clients may post.
+	IngestToken string
+	// AdminToken, when set, is required on /admin/*; when empty /admin/* is
+	// open to loopback clients only.
+	AdminToken string
+	// AllowedOrigins lists the WebSocket Origin values accepted besides the
+	// same host. Empty means same host only.
+	AllowedOrigins []string
+	// InstanceDomain names the group of instances serving the same clients.
+	// Empty means "default".
+	InstanceDomain string
+	// SessionGrace is how long a disconnected session can be resumed. Zero
+	// means 60s.
+	SessionGrace time.Duration
+	// History is how long events stay replayable. Zero means 24h.
+	History time.Duration
+	// SendQueueSize is the per-connection outbound queue length. Zero means 1024.
+	SendQueueSize int
+	// PongWait is how long a silent peer is kept. Zero means 60s.
+	PongWait time.Duration
+	// PingPeriod is the interval of WebSocket pings. Zero means 30s.
+	PingPeriod time.Duration
+	// WriteWait bounds each socket write. Zero means 10s.
+	WriteWait time.Duration
+	// Version is reported in service.info.
+	Version string
+	// NoGroupCommit turns off group commit in the store (benchmarks only).
+	NoGroupCommit bool
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./iproc-data"
+	}
+	if c.InstanceDomain == "" {
+		c.InstanceDomain = "default"
+	}
+	if c.SessionGrace <= 0 {
+		c.SessionGrace = 60 * time.Second
+	}
+	if c.History <= 0 {
+		c.History = 24 * time.Hour
+	}
+	if c.SendQueueSize <= 0 {
+		c.SendQueueSize = 1024
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = 60 * time.Second
+	}
+	if c.PingPeriod <= 0 {
+		c.PingPeriod = 30 * time.Second
+	}
+	if c.WriteWait <= 0 {
+		c.WriteWait = 10 * time.Second
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Server is an iproc server.
+type Server struct {
+	cfg      Config
+	log      zerolog.Logger
+	store    *store.Bolt
+	sessions *session.Registry
+	router   *router
+	hub      *hub
+	metrics  *metrics
+	upgrader websocket.Upgrader
+	origins  map[string]bool
+	handler  http.Handler
+
+	ctx    context.Context // ends at shutdown
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // background goroutines (registry expiry)
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
+	connWG  sync.WaitGroup
+
+	httpSrv  *http.Server
+	shutOnce sync.Once
+	reloadMu sync.Mutex
+}
+
+// New opens the store and builds a server. Close (or Shutdown) releases it.
+func New(cfg Config, log zerolog.Logger) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.Directory == nil {
+		cfg.Directory = directory.Demo()
+	}
+	s := &Server{cfg: cfg, log: log, conns: map[*conn]struct{}{}, origins: map[string]bool{}}
+	for _, o := range cfg.AllowedOrigins {
+		if o = strings.TrimSpace(o); o != "" {
+			s.origins[strings.ToLower(strings.TrimRight(o, "/"))] = true
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.metrics = newMetrics(func() float64 {
+		if s.sessions == nil {
+			return 0
+		}
+		return float64(s.sessions.Count())
+	})
+	s.hub = newHub(s.metrics)
+	st, err := store.OpenBolt(store.BoltConfig{
+		Path:          filepath.Join(cfg.DataDir, "iproc.db"),
+		History:       cfg.History,
+		NoGroupCommit: cfg.NoGroupCommit,
+		Projector:     projectors{journey.Projector{}, session.Projector{}},
+		OnCommit:      s.hub.onCommit,
+		Log:           log.With().Str("component", "store").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
+	}
+	s.store = st
+	s.sessions, err = session.New(session.Config{
+		Log: st, Directory: cfg.Directory, Grace: cfg.SessionGrace,
+		Logger: log.With().Str("component", "sessions").Logger(),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.hub.start(s.sessions)
+	s.router = &router{srv: s, sessions: s.sessions, reports: report.New(st), log: log}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:   1024,
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &sync.Pool{},
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      s.checkOrigin,
+	}
+	s.handler = s.routes()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.sessions.Run(s.ctx)
+	}()
+	return s, nil
+}
+
+// projectors runs several projectors in order.
+type projectors []store.Projector
+
+func (ps projectors) Project(kv store.KV, ev store.Event) error {
+	for _, p := range ps {
+		if err := p.Project(kv, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.Handle("/ingest/", s.ingestRoutes())
+	mux.HandleFunc("PUT /admin/directory", s.adminDirectory)
+	mux.Handle("/", web.Handler()) // GET and HEAD; other methods answer 405
+	return mux
+}
+
+// Handler returns the server's HTTP handler (for httptest and embedding).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Sessions returns the session registry.
+func (s *Server) Sessions() *session.Registry { return s.sessions }
+
+func (s *Server) capabilities() map[string]any {
+	return map[string]any{
+		"models":          []string{protocol.ModelUCCX},
+		"resourceTypes":   []string{protocol.ResourceTypeSession, protocol.ResourceTypeReport},
+		"reports":         []string{protocol.CmdCallJourney, protocol.CmdTeamStatusBegin, protocol.CmdTeamStatusEnd, protocol.CmdCampaignGroups},
+		"topics":          protocol.Topics(),
+		"maxMessageBytes": protocol.MaxMessageBytes,
+		"resume":          true,
+		"sessionGrace":    s.cfg.SessionGrace.String(),
+		"history":         s.cfg.History.String(),
+		"instance-domain": s.cfg.InstanceDomain,
+	}
+}
+
+func (s *Server) serviceInfo() []byte {
+	return protocol.Marshal(protocol.Event{Name: protocol.EventServiceInfo, Data: map[string]string{
+		"vendor":          "iproc",
+		"version":         s.cfg.Version,
+		"cti-vendor":      "Cisco",
+		"cti-version":     "UCCX 12.5",
+		"instance-domain": s.cfg.InstanceDomain,
+	}})
+}
+
+// checkOrigin accepts requests with no Origin (non-browser clients), the
+// same host, and the configured allow-list.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return s.origins[strings.ToLower(strings.TrimRight(origin, "/"))]
+}
+
+// serveWS upgrades and runs one connection until it ends.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	defer s.connWG.Done()
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
+		return
+	}
+	c := &conn{
+		srv: s, ws: ws, remote: r.RemoteAddr, ctx: s.ctx,
+		log:  s.log.With().Str("remote", r.RemoteAddr).Logger(),
+		send: make(chan []byte, s.cfg.SendQueueSize),
+		done: make(chan struct{}),
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
+	} else {
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+	}
+	s.metrics.connections.Inc()
+	defer s.metrics.connections.Dec()
+	var writer sync.WaitGroup
+	writer.Go(c.writeLoop)
+	c.Send(s.serviceInfo())
+	c.readLoop()
+	c.closeWith(websocket.CloseNormalClosure, "")
+	writer.Wait()
+	_ = ws.Close()
+	if sess := c.sess.Load(); sess != nil {
+		s.sessions.Detach(sess, c)
+	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.log.Debug().Msg("connection closed")
+}
+
+// ListenAndServe serves on cfg.Addr until Shutdown. It returns nil after a
+// clean shutdown.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.httpSrv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	srv := s.httpSrv
+	s.mu.Unlock()
+	var err error
+	if s.cfg.TLSCert != "" && s.cfg.TLSKey != "" {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		err = srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+	} else {
+		err = srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets in-flight HTTP requests finish, closes
+// every WebSocket with 1001, waits for the connections, then flushes and
+// closes the store. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		srv := s.httpSrv
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		if srv != nil {
+			// Shutdown waits for in-flight ingest requests; it does not
+			// wait for hijacked WebSockets, which are closed below.
+			go func() {
+				for _, c := range conns {
+					c.closeWith(websocket.CloseGoingAway, "server shutting down")
+				}
+			}()
+			if e := srv.Shutdown(ctx); e != nil {
+				err = fmt.Errorf("http shutdown: %w", e)
+			}
+		}
+		s.mu.Lock()
+		for c := range s.conns {
+			c.closeWith(websocket.CloseGoingAway, "server shutting down")
+		}
+		s.mu.Unlock()
+		waitGroup(ctx, &s.connWG)
+		s.cancel()
+		s.bg.Wait()
+		if e := s.store.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close store: %w", e)
+		}
+		s.hub.close()
+	})
+	return err
+}
+
+// Close shuts the server down with a 10 s limit.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
