@@ -1,0 +1,169 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"iproc/resources/directory"
+	"iproc/server"
+)
+
+var errHelp = errors.New("help requested")
+
+// options are the settings of `iproc serve` (SPEC §2): each a flag and an
+// IPROC_* environment variable; the flag wins.
+type options struct {
+	listen, tlsCert, tlsKey, directory, data, redis, cdrKey string
+	ingestToken, adminToken, allowedOrigins, instanceDomain string
+	sessionGrace, history                                   time.Duration
+	logLevel                                                zerolog.Level
+	logFormat                                               string
+}
+
+// setting is one flag with its environment variable and default.
+type setting struct {
+	flag, env, def, usage string
+	secret                bool
+}
+
+var settings = []setting{
+	{"listen", "IPROC_LISTEN", "127.0.0.1:8080", "HTTP + WebSocket address", false},
+	{"tls-cert", "IPROC_TLS_CERT", "", "TLS certificate file (serve HTTPS/WSS, TLS 1.2 minimum)", false},
+	{"tls-key", "IPROC_TLS_KEY", "", "TLS key file", false},
+	{"directory", "IPROC_DIRECTORY", "", "directory file (default: the bundled demo)", false},
+	{"data", "IPROC_DATA", "./iproc-data", "embedded store folder (created when missing)", false},
+	{"redis", "IPROC_REDIS_URL", "", "redis://host:port/db: CDR consumer and shared state", true},
+	{"cdr-key", "IPROC_CDR_KEY", "enigma:notifications:campaigns", "Redis list the dialer pushes CDRs to", false},
+	{"ingest-token", "IPROC_INGEST_TOKEN", "", "bearer token required on /ingest/*", true},
+	{"admin-token", "IPROC_ADMIN_TOKEN", "", "bearer token required on /admin/*", true},
+	{"allowed-origins", "IPROC_ALLOWED_ORIGINS", "", "comma-separated WebSocket Origin allow-list (default: same host)", false},
+	{"instance-domain", "IPROC_INSTANCE_DOMAIN", "default", "group of instances serving the same clients", false},
+	{"session-grace", "IPROC_SESSION_GRACE", "60s", "how long a disconnected session can be resumed", false},
+	{"history", "IPROC_HISTORY", "24h", "how long events stay replayable", false},
+	{"log-level", "IPROC_LOG_LEVEL", "info", "debug, info, warn or error", false},
+	{"log-format", "IPROC_LOG_FORMAT", "", "console or json (default: console on a TTY, else json)", false},
+}
+
+// parseFlags reads flags over environment values over defaults, and checks
+// the values that can be checked without I/O.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("iproc serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := map[string]*string{}
+	for _, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		usage := fmt.Sprintf("%s [%s]", s.usage, s.env)
+		if s.secret && def != s.def {
+			// A secret from the environment is not shown as the default.
+			vals[s.flag] = fs.String(s.flag, "", usage+" (set in the environment)")
+			if *vals[s.flag] == "" {
+				*vals[s.flag] = def
+			}
+			continue
+		}
+		vals[s.flag] = fs.String(s.flag, def, usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	v := func(name string) string { return strings.TrimSpace(*vals[name]) }
+	o := &options{
+		listen: v("listen"), tlsCert: v("tls-cert"), tlsKey: v("tls-key"), directory: v("directory"),
+		data: v("data"), redis: v("redis"), cdrKey: v("cdr-key"), ingestToken: v("ingest-token"),
+		adminToken: v("admin-token"), allowedOrigins: v("allowed-origins"), instanceDomain: v("instance-domain"),
+		logFormat: v("log-format"),
+	}
+	var err error
+	if _, _, err = net.SplitHostPort(o.listen); err != nil {
+		return nil, fmt.Errorf("--listen / IPROC_LISTEN: %q is not host:port", o.listen)
+	}
+	if o.sessionGrace, err = positiveDuration("session-grace", "IPROC_SESSION_GRACE", v("session-grace")); err != nil {
+		return nil, err
+	}
+	if o.history, err = positiveDuration("history", "IPROC_HISTORY", v("history")); err != nil {
+		return nil, err
+	}
+	if o.logLevel, err = zerolog.ParseLevel(v("log-level")); err != nil || v("log-level") == "" {
+		return nil, fmt.Errorf("--log-level / IPROC_LOG_LEVEL: %q is not debug, info, warn or error", v("log-level"))
+	}
+	switch o.logFormat {
+	case "":
+		o.logFormat = "json"
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			o.logFormat = "console"
+		}
+	case "console", "json":
+	default:
+		return nil, fmt.Errorf("--log-format / IPROC_LOG_FORMAT: %q is not console or json", o.logFormat)
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: set both or neither")
+	}
+	if o.redis != "" {
+		u, err := url.Parse(o.redis)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return nil, errors.New("--redis / IPROC_REDIS_URL: not a redis://host:port/db URL")
+		}
+	}
+	if o.instanceDomain == "" {
+		return nil, errors.New("--instance-domain / IPROC_INSTANCE_DOMAIN: must not be empty")
+	}
+	return o, nil
+}
+
+func positiveDuration(flagName, env, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--%s / %s: %q is not a positive duration such as 60s or 24h", flagName, env, s)
+	}
+	return d, nil
+}
+
+// serverConfig does the checks that need I/O (directory, certificate) and
+// builds the server configuration.
+func (o *options) serverConfig() (server.Config, error) {
+	cfg := server.Config{
+		Addr: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, DataDir: o.data,
+		IngestToken: o.ingestToken, AdminToken: o.adminToken, InstanceDomain: o.instanceDomain,
+		SessionGrace: o.sessionGrace, History: o.history, Version: version,
+		DirectoryPath: o.directory,
+	}
+	if o.allowedOrigins != "" {
+		cfg.AllowedOrigins = strings.Split(o.allowedOrigins, ",")
+	}
+	if o.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey); err != nil {
+			return cfg, fmt.Errorf("--tls-cert / --tls-key: %v", err)
+		}
+	}
+	if o.directory != "" {
+		dir, err := directory.Load(o.directory)
+		if err != nil {
+			return cfg, fmt.Errorf("--directory / IPROC_DIRECTORY: %v", err)
+		}
+		cfg.Directory = dir
+	}
+	if o.redis != "" {
+		return cfg, errors.New("--redis / IPROC_REDIS_URL: Redis mode is not available in this build yet")
+	}
+	return cfg, nil
+}

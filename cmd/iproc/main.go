@@ -1,0 +1,142 @@
+// Command iproc is the interaction processor server: agent and supervisor
+// desktops over WebSocket, notifications in from OCS, GMS and the dialer,
+// one authorised, lossless event stream and live reports out.
+//
+// Usage:
+//
+//	iproc [serve] [flags]     run the server (the default)
+//	iproc hash-password       read a password on stdin, print its bcrypt hash
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
+
+	"iproc/resources/directory"
+	"iproc/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(args, stderr)
+	case "hash-password":
+		return hashPassword(stdin, stdout, stderr)
+	case "help":
+		fmt.Fprintln(stdout, "usage: iproc [serve] [flags] | iproc hash-password | iproc serve -h")
+		return 0
+	}
+	fmt.Fprintf(stderr, "iproc: unknown command %q (want serve or hash-password)\n", cmd)
+	return 2
+}
+
+func hashPassword(stdin io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintf(stderr, "iproc hash-password: read stdin: %v\n", err)
+		return 1
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		fmt.Fprintln(stderr, "iproc hash-password: no password on stdin")
+		return 1
+	}
+	hash, err := directory.HashPassword(pw, bcrypt.DefaultCost)
+	if err != nil {
+		fmt.Fprintf(stderr, "iproc hash-password: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, hash)
+	return 0
+}
+
+func serve(args []string, stderr io.Writer) int {
+	opts, err := parseFlags(args, os.Getenv, stderr)
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "iproc: %v\n", err)
+		return 2
+	}
+	log := newLogger(opts, stderr)
+	cfg, err := opts.serverConfig()
+	if err != nil {
+		log.Error().Msg(err.Error())
+		return 1
+	}
+	if cfg.IngestToken == "" {
+		log.Warn().Msg("no --ingest-token: /ingest/* accepts loopback clients only")
+	}
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start-up failed")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := srv.ReloadDirectory(); err != nil {
+				log.Error().Err(err).Msg("SIGHUP: directory not reloaded")
+			} else {
+				log.Info().Msg("SIGHUP: directory reloaded")
+			}
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info().Str("listen", cfg.Addr).Str("data", cfg.DataDir).Str("instance_domain", cfg.InstanceDomain).
+		Bool("tls", cfg.TLSCert != "").Str("version", version).Msg("iproc serving")
+	select {
+	case err := <-errc:
+		if err != nil {
+			log.Error().Err(err).Msg("serve failed")
+			_ = srv.Close()
+			return 1
+		}
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Error().Err(err).Msg("shutdown")
+		return 1
+	}
+	log.Info().Msg("stopped")
+	return 0
+}
+
+func newLogger(o *options, w io.Writer) zerolog.Logger {
+	var out io.Writer = w
+	if o.logFormat == "console" {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(out).Level(o.logLevel).With().Timestamp().Logger()
+}
