@@ -28,6 +28,7 @@ type options struct {
 	sessionGrace, history                                   time.Duration
 	logLevel                                                zerolog.Level
 	logFormat                                               string
+	pprof                                                   string
 }
 
 // setting is one flag with its environment variable and default.
@@ -52,6 +53,7 @@ var settings = []setting{
 	{"history", "IPROC_HISTORY", "24h", "how long events stay replayable", false},
 	{"log-level", "IPROC_LOG_LEVEL", "info", "debug, info, warn or error", false},
 	{"log-format", "IPROC_LOG_FORMAT", "", "console or json (default: console on a TTY, else json)", false},
+	{"pprof", "IPROC_PPROF", "", "loopback host:port serving net/http/pprof (default: off)", false},
 }
 
 // parseFlags reads flags over environment values over defaults, and checks
@@ -90,7 +92,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		listen: v("listen"), tlsCert: v("tls-cert"), tlsKey: v("tls-key"), directory: v("directory"),
 		data: v("data"), redis: v("redis"), cdrKey: v("cdr-key"), ingestToken: v("ingest-token"),
 		adminToken: v("admin-token"), allowedOrigins: v("allowed-origins"), instanceDomain: v("instance-domain"),
-		logFormat: v("log-format"),
+		logFormat: v("log-format"), pprof: v("pprof"),
 	}
 	var err error
 	if _, _, err = net.SplitHostPort(o.listen); err != nil {

@@ -90,6 +90,15 @@ func serve(args []string, stderr io.Writer) int {
 	if cfg.IngestToken == "" {
 		log.Warn().Msg("no --ingest-token: /ingest/* accepts loopback clients only")
 	}
+	if opts.pprof != "" {
+		ps, err := startPprof(opts.pprof)
+		if err != nil {
+			log.Error().Msg(err.Error())
+			return 1
+		}
+		defer ps.Close()
+		log.Warn().Str("pprof", opts.pprof).Msg("profiling endpoint enabled")
+	}
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		log.Error().Err(err).Msg("start-up failed")
