@@ -19,13 +19,23 @@ import (
 // conn is one WebSocket connection: a reader (the handler goroutine), a
 // writer (the only goroutine that writes to the socket) and a bounded queue
 // between them and the hub.
+//
+// The queue is a slice under mu rather than a channel: an idle connection
+// then holds a few words instead of a channel buffer of SendQueueSize
+// slots, and the writer takes every queued frame at once and writes them
+// with one system call (frames.go).
 type conn struct {
 	srv    *Server
 	ws     *websocket.Conn
 	remote string
 	log    zerolog.Logger
 
-	send      chan []byte
+	mu        sync.Mutex
+	queue     [][]byte      // frames for the writer
+	unwritten int           // frames queued or being written, at most SendQueueSize
+	wake      chan struct{} // capacity 1: the queue has frames
+	room      chan struct{} // capacity 1: the writer wrote what it took
+
 	done      chan struct{}
 	closeOnce sync.Once
 	closeCode int
@@ -38,36 +48,71 @@ type conn struct {
 
 var _ session.Conn = (*conn)(nil)
 
+// newConn makes the connection state of an upgraded socket.
+func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
+	return &conn{
+		srv: s, ws: ws, remote: remote, ctx: s.ctx,
+		log:  s.log.With().Str("remote", remote).Logger(),
+		wake: make(chan struct{}, 1),
+		room: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+}
+
+// wakeUp wakes the goroutine waiting on ch, if any, without blocking.
+func wakeUp(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// push appends frame to the queue unless SendQueueSize frames are already
+// waiting or being written.
+func (c *conn) push(frame []byte) bool {
+	c.mu.Lock()
+	if c.unwritten >= c.srv.cfg.SendQueueSize {
+		c.mu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.unwritten++
+	c.mu.Unlock()
+	wakeUp(c.wake)
+	return true
+}
+
 // Send enqueues one frame without blocking; a full queue closes the
 // connection with 1013 (the session stays resumable).
 func (c *conn) Send(frame []byte) bool {
-	select {
-	case <-c.done:
+	if c.closing() {
 		return false
-	default:
 	}
-	select {
-	case c.send <- frame:
+	if c.push(frame) {
 		return true
-	case <-c.done:
-		return false
-	default:
-		c.srv.metrics.slowConsumers.Inc()
-		c.closeWith(websocket.CloseTryAgainLater, "slow consumer")
-		return false
 	}
+	c.srv.metrics.slowConsumers.Inc()
+	c.closeWith(websocket.CloseTryAgainLater, "slow consumer")
+	return false
 }
 
 // SendWait enqueues one frame, waiting for room in the queue; used to replay
 // history from the connection's own reader goroutine.
 func (c *conn) SendWait(ctx context.Context, frame []byte) bool {
-	select {
-	case c.send <- frame:
-		return true
-	case <-c.done:
-		return false
-	case <-ctx.Done():
-		return false
+	for {
+		if c.closing() {
+			return false
+		}
+		if c.push(frame) {
+			return true
+		}
+		select {
+		case <-c.room:
+		case <-c.done:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 
@@ -94,6 +139,10 @@ func (c *conn) session() *session.Session {
 // unread input would reset the connection and lose the close frame.
 const closeDrain = time.Second
 
+// keepQueue is the largest queue array an idle connection keeps after a
+// burst; a larger one is left to the garbage collector.
+const keepQueue = 64
+
 // writeLoop writes queued frames and pings until done; then it sends the
 // close frame and bounds the reader's drain, which ends the reader. The
 // handler closes the socket once both loops are over.
@@ -101,14 +150,27 @@ func (c *conn) writeLoop() {
 	ping := time.NewTicker(c.srv.cfg.PingPeriod)
 	defer ping.Stop()
 	defer c.limitDrain()
+	var batch [][]byte
 	for {
 		select {
-		case frame := <-c.send:
+		case <-c.wake:
 			if c.closing() {
 				c.writeClose()
 				return
 			}
-			if err := c.write(frame); err != nil {
+			c.mu.Lock()
+			batch, c.queue = c.queue, batch[:0]
+			c.mu.Unlock()
+			err := c.writeFrames(batch)
+			c.mu.Lock()
+			c.unwritten -= len(batch)
+			c.mu.Unlock()
+			wakeUp(c.room)
+			clear(batch)
+			if cap(batch) > keepQueue {
+				batch = nil
+			}
+			if err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "write failed")
 				return
 			}
@@ -140,28 +202,6 @@ func (c *conn) writeClose() {
 	if c.closeCode != websocket.CloseAbnormalClosure {
 		msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
 		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	}
-}
-
-// write sends one frame, and any frames already queued behind it, each as
-// its own message.
-func (c *conn) write(frame []byte) error {
-	for {
-		if err := c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteWait)); err != nil {
-			return err
-		}
-		if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
-			return err
-		}
-		c.srv.metrics.framesOut.Inc()
-		if c.closing() { // the close frame goes next, not the rest of the queue
-			return nil
-		}
-		select {
-		case frame = <-c.send:
-		default:
-			return nil
-		}
 	}
 }
 

@@ -122,8 +122,11 @@ type Server struct {
 	hub      *hub
 	metrics  *metrics
 	upgrader websocket.Upgrader
-	origins  map[string]bool
-	handler  http.Handler
+	// writeBufs holds the connections' write buffers (*[]byte), shared so
+	// that an idle connection holds none.
+	writeBufs sync.Pool
+	origins   map[string]bool
+	handler   http.Handler
 
 	ctx    context.Context // ends at shutdown
 	cancel context.CancelFunc
@@ -187,6 +190,10 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: 10 * time.Second,
 		CheckOrigin:      s.checkOrigin,
+	}
+	s.writeBufs.New = func() any {
+		b := make([]byte, 0, writeBufSize)
+		return &b
 	}
 	s.handler = s.routes()
 	s.bg.Add(1)
@@ -284,12 +291,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
 		return
 	}
-	c := &conn{
-		srv: s, ws: ws, remote: r.RemoteAddr, ctx: s.ctx,
-		log:  s.log.With().Str("remote", r.RemoteAddr).Logger(),
-		send: make(chan []byte, s.cfg.SendQueueSize),
-		done: make(chan struct{}),
-	}
+	c := newConn(s, ws, r.RemoteAddr)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
