@@ -263,6 +263,12 @@ func (c *conn) readLoop() {
 			continue // drain
 		}
 		c.srv.metrics.framesIn.Inc()
-		c.srv.router.handle(c, frame)
+		// The request runs on a goroutine of its own, waited for, so
+		// requests stay in order while the stack that handling grows
+		// (bcrypt, JSON, the store) is freed with it: an idle reader keeps
+		// only the small stack of a blocked read.
+		var req sync.WaitGroup
+		req.Go(func() { c.srv.router.handle(c, frame) })
+		req.Wait()
 	}
 }

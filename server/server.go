@@ -275,7 +275,10 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	return s.origins[strings.ToLower(strings.TrimRight(origin, "/"))]
 }
 
-// serveWS upgrades and runs one connection until it ends.
+// serveWS upgrades and starts one connection. The connection runs on a
+// goroutine of its own and the handler returns at once: net/http's state for
+// the request (the request, two 4 KiB bufio buffers, the handler's stack) is
+// then freed, which was most of an idle connection's memory.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closing {
@@ -285,9 +288,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.connWG.Add(1)
 	s.mu.Unlock()
-	defer s.connWG.Done()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.connWG.Done()
 		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
 		return
 	}
@@ -300,6 +303,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 	}
+	go s.runConn(c)
+}
+
+// runConn runs the connection's reader on this goroutine and its writer on
+// another until both end, then closes the socket and detaches its session.
+func (s *Server) runConn(c *conn) {
+	defer s.connWG.Done()
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 	var writer sync.WaitGroup
@@ -308,7 +318,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.readLoop()
 	c.closeWith(websocket.CloseNormalClosure, "")
 	writer.Wait()
-	_ = ws.Close()
+	_ = c.ws.Close()
 	if sess := c.sess.Load(); sess != nil {
 		s.sessions.Detach(sess, c)
 	}
