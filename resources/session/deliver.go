@@ -16,13 +16,20 @@ func (r *Registry) Dispatch(ev store.Event) {
 	cache := newEventCache()
 	switch {
 	case protocol.IsTopic(ev.Name):
+		// The index holds only sessions entitled to the event: those that
+		// see the whole topic and the agent sessions the event names.
 		r.mu.RLock()
-		subs := r.topics[ev.Name]
+		all := r.topics[ev.Name]
+		var own []*Session
+		if k, ok := eventKey(ev); ok {
+			own = r.own[k]
+		}
 		r.mu.RUnlock()
-		for _, s := range subs {
-			if frames := r.framesFor(s, ev, cache); len(frames) > 0 {
-				s.deliver(ev.Seq, frames)
-			}
+		for _, s := range all {
+			s.deliverTopic(ev, cache)
+		}
+		for _, s := range own {
+			s.deliverTopic(ev, cache)
 		}
 	case ev.Name == EventAgentState:
 		r.dispatchState(ev, cache)

@@ -58,7 +58,13 @@ type Registry struct {
 	mu      sync.RWMutex
 	byID    map[string]*Session
 	byAgent map[string]*Session
-	topics  map[string][]*Session // copy-on-write subscriber lists
+	// topics lists, per topic, the subscribed sessions that see every
+	// event of it (supervisors, team leads); own lists the subscribed agent
+	// sessions by the agent id or extension that events name (subs.go).
+	// Lists are appended to in place and copied on removal, so a list read
+	// under the read lock may be walked after it is released.
+	topics map[string][]*Session
+	own    map[subKey][]*Session
 
 	team teamStatus
 }
@@ -82,6 +88,7 @@ func New(cfg Config) (*Registry, error) {
 		byID:    map[string]*Session{},
 		byAgent: map[string]*Session{},
 		topics:  map[string][]*Session{},
+		own:     map[subKey][]*Session{},
 	}
 	r.dir.Store(cfg.Directory)
 	r.team.init()
@@ -247,7 +254,7 @@ func (r *Registry) remove(s *Session) {
 		delete(r.byAgent, s.Agent.ID)
 	}
 	for topic := range s.subs {
-		r.topics[topic] = without(r.topics[topic], s)
+		r.removeSub(topic, s)
 	}
 	r.mu.Unlock()
 	r.team.unwatch(s)

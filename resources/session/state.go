@@ -111,7 +111,7 @@ func (r *Registry) load() error {
 		s := &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, subs: map[string]filter{}, detachedAt: now, watching: rec.Watching}
 		for topic, f := range rec.Subs {
 			s.subs[topic] = filter(f)
-			r.topics[topic] = append(r.topics[topic], s)
+			r.addSub(topic, s)
 		}
 		r.byID[s.ID] = s
 		r.byAgent[agent.ID] = s
@@ -203,7 +203,7 @@ func (r *Registry) Subscribe(ctx context.Context, s *Session, req SubscribeReque
 	s.mu.Lock()
 	for _, t := range req.Topics {
 		if _, had := s.subs[t]; !had {
-			r.topics[t] = append(append([]*Session(nil), r.topics[t]...), s)
+			r.addSub(t, s)
 		}
 		s.subs[t] = f
 	}
@@ -222,7 +222,7 @@ func (r *Registry) Unsubscribe(ctx context.Context, s *Session, req SubscribeReq
 	for _, t := range req.Topics {
 		if _, had := s.subs[t]; had {
 			delete(s.subs, t)
-			r.topics[t] = without(r.topics[t], s)
+			r.removeSub(t, s)
 		}
 	}
 	s.mu.Unlock()

@@ -1,0 +1,109 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"iproc/protocol"
+	"iproc/reporting/store"
+	"iproc/resources/directory"
+)
+
+// nopLog is a store.Log that stores nothing, for benchmarks of the routing
+// alone.
+type nopLog struct{ seq atomic.Uint64 }
+
+func (l *nopLog) Append(_ context.Context, recs []store.Record) ([]store.Result, error) {
+	res := make([]store.Result, len(recs))
+	for i := range res {
+		res[i].Seq = l.seq.Add(1)
+	}
+	return res, nil
+}
+func (l *nopLog) Read(context.Context, uint64, int) ([]store.Event, error) { return nil, nil }
+func (l *nopLog) Bounds() (uint64, uint64)                                 { return 0, l.seq.Load() }
+func (l *nopLog) View(func(store.KV) error) error                          { return nil }
+func (l *nopLog) Close() error                                             { return nil }
+
+// countConn is a Conn that counts the frames it is given.
+type countConn struct{ n atomic.Int64 }
+
+func (c *countConn) Send([]byte) bool                      { c.n.Add(1); return true }
+func (c *countConn) SendWait(context.Context, []byte) bool { c.n.Add(1); return true }
+
+// benchRegistry makes a registry with agents and supervisors, each with an
+// attached session subscribed to ContactProcessed.
+func benchRegistry(b *testing.B, agents, supervisors int) (*Registry, *countConn) {
+	b.Helper()
+	type entry struct {
+		ID           string `json:"id"`
+		Name         string `json:"name"`
+		Type         string `json:"type"`
+		PasswordHash string `json:"passwordHash"`
+	}
+	hash, err := directory.HashPassword("pw", 4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var doc struct {
+		Agents []entry `json:"agents"`
+		Teams  []any   `json:"teams"`
+	}
+	for i := range agents {
+		doc.Agents = append(doc.Agents, entry{fmt.Sprintf("a%d", i), "A", "Agent", hash})
+	}
+	for i := range supervisors {
+		doc.Agents = append(doc.Agents, entry{fmt.Sprintf("s%d", i), "S", "Supervisor", hash})
+	}
+	doc.Teams = []any{}
+	raw, _ := json.Marshal(doc)
+	dir, err := directory.Parse(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(Config{Log: &nopLog{}, Directory: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn := &countConn{}
+	ctx := context.Background()
+	for _, e := range doc.Agents {
+		a, _ := dir.Agent(e.ID)
+		s := &Session{ID: "sess-" + e.ID, Agent: a, subs: map[string]filter{}, conn: conn}
+		r.byID[s.ID], r.byAgent[a.ID] = s, s
+		if err := r.Subscribe(ctx, s, SubscribeRequest{Topics: []string{protocol.TopicContactProcessed}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return r, conn
+}
+
+func benchDispatch(b *testing.B, agents, supervisors int) {
+	r, conn := benchRegistry(b, agents, supervisors)
+	data := json.RawMessage(`{"GSW_MESSAGE":"ContactProcessed","pad":"` + strings.Repeat("x", 600) + `"}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		agent := ""
+		if agents > 0 {
+			agent = fmt.Sprintf("a%d", i%agents)
+		}
+		r.Dispatch(store.Event{Seq: uint64(i + 1), Name: protocol.TopicContactProcessed, Data: data, Meta: store.Meta{AgentID: agent}})
+	}
+	b.StopTimer()
+	if n := conn.n.Load(); n < int64(b.N) {
+		b.Fatalf("%d frames for %d events", n, b.N)
+	}
+	b.ReportMetric(float64(conn.n.Load())/float64(b.N), "frames/event")
+}
+
+// BenchmarkDispatchFanout: one event to 5,000 subscribed supervisors.
+func BenchmarkDispatchFanout(b *testing.B) { benchDispatch(b, 0, 5000) }
+
+// BenchmarkDispatchOwn: an event for one of 1,000 subscribed agents, with 10
+// supervisors subscribed too (the ingest scenario).
+func BenchmarkDispatchOwn(b *testing.B) { benchDispatch(b, 1000, 10) }
