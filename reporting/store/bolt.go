@@ -89,6 +89,10 @@ type Bolt struct {
 	reqs   chan *request
 
 	isClosed atomic.Bool
+	// inflight counts the Append calls under way; peak, the committer's
+	// own, is inflight as it answered its last batch (commitLoop).
+	inflight atomic.Int64
+	peak     int64
 	head     atomic.Uint64
 	oldest   atomic.Uint64
 	// boundsMu orders updates of oldest by the committer and the pruner.

@@ -44,6 +44,8 @@ func (b *Bolt) Append(ctx context.Context, recs []Record) ([]Result, error) {
 		}
 		return []Result{}, nil
 	}
+	b.inflight.Add(1)
+	defer b.inflight.Add(-1)
 	req := &request{ctx: ctx, recs: recs, reply: make(chan reply, 1)}
 	b.mu.RLock()
 	if b.closed {
@@ -65,16 +67,33 @@ func (b *Bolt) Append(ctx context.Context, recs []Record) ([]Result, error) {
 	}
 }
 
+// maxLinger bounds how long the committer waits for more requests after a
+// commit (see commitLoop).
+const maxLinger = time.Millisecond
+
 // commitLoop is the committer: it owns every write of events. It takes the
 // requests queued at the moment (up to maxBatch records) into one
 // transaction, and exits when reqs is closed and drained.
+//
+// Appenders answered by a commit come back a moment later (an HTTP round
+// trip), while those that queued during the commit are taken at once; left
+// alone, the appenders split into two groups that commit in turn, each at
+// half the batch. So when fewer requests are queued than were in flight at
+// the last commit, the committer lingers for the rest, at most half the last
+// commit's duration (and maxLinger) after it ended: the groups merge and
+// every fsync serves all of them. A lone appender never waits: one request
+// is all it had in flight.
 func (b *Bolt) commitLoop() {
 	defer close(b.commitDone)
 	var (
-		batch []*request
-		next  *request // taken from the queue but left for the next batch
-		open  = true
+		batch   []*request
+		next    *request // taken from the queue but left for the next batch
+		open    = true
+		lastEnd time.Time
+		linger  time.Duration
+		timer   = time.NewTimer(time.Hour)
 	)
+	timer.Stop()
 	for open || next != nil {
 		batch = batch[:0]
 		if next != nil {
@@ -87,25 +106,53 @@ func (b *Bolt) commitLoop() {
 			batch = append(batch, req)
 		}
 		n := len(batch[0].recs)
+		// take adds req to the batch unless it would overflow it; it
+		// reports whether to keep gathering.
+		take := func(req *request, ok bool) bool {
+			if !ok {
+				open = false
+				return false
+			}
+			if n+len(req.recs) > b.maxBatch {
+				next = req
+				return false
+			}
+			batch = append(batch, req)
+			n += len(req.recs)
+			return true
+		}
 	drain:
 		for !b.noGroup && n < b.maxBatch {
 			select {
 			case req, ok := <-b.reqs:
-				if !ok {
-					open = false
+				if !take(req, ok) {
 					break drain
 				}
-				if n+len(req.recs) > b.maxBatch {
-					next = req
-					break drain
-				}
-				batch = append(batch, req)
-				n += len(req.recs)
 			default:
 				break drain
 			}
 		}
+		if !b.noGroup && open && next == nil && int64(len(batch)) < b.peak {
+			if d := time.Until(lastEnd.Add(linger)); d > 0 {
+				timer.Reset(d)
+			gather:
+				for int64(len(batch)) < b.peak && n < b.maxBatch {
+					select {
+					case req, ok := <-b.reqs:
+						if !take(req, ok) {
+							break gather
+						}
+					case <-timer.C:
+						break gather
+					}
+				}
+				timer.Stop()
+			}
+		}
+		start := time.Now()
 		b.commit(batch)
+		lastEnd = time.Now()
+		linger = min(lastEnd.Sub(start)/2, maxLinger)
 		clear(batch) // drop references to answered requests
 	}
 }
@@ -214,6 +261,7 @@ func (b *Bolt) commit(batch []*request) {
 			b.onCommit(events)
 		}
 	}
+	b.peak = b.inflight.Load() // the appenders of this batch and those queued behind it
 	for i, req := range live {
 		req.reply <- reply{res: results[i]}
 	}
