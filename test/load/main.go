@@ -85,7 +85,14 @@ func (c *config) supervisors() int {
 
 var allScenarios = []string{"idle", "fanout", "saturation", "ingest", "teamstatus", "ceiling"}
 
+// noopEnv, when set in the environment, makes this binary serve the no-op
+// ceiling handler on its address instead (the ceiling scenario's child).
+const noopEnv = "IPROC_LOAD_NOOP_ADDR"
+
 func main() {
+	if addr := os.Getenv(noopEnv); addr != "" {
+		os.Exit(serveNoop(addr, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -116,12 +123,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.workers, "connect-workers", 64, "parallel logins while setting up")
 	fs.DurationVar(&cfg.scenarioMax, "scenario-timeout", 3*time.Minute, "upper bound of one scenario")
 	writeDir := fs.String("write-directory", "", "write the generated directory for -addr use to this file and exit")
-	noop := fs.String("noop-server", "", "internal: serve the no-op ceiling handler on this address")
 	if err := fs.Parse(args); err != nil {
 		return 2
-	}
-	if *noop != "" {
-		return serveNoop(*noop, stderr)
 	}
 	if *scen == "all" {
 		cfg.scenarios = allScenarios

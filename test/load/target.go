@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -91,7 +92,7 @@ type target struct {
 	pid   int
 	cmd   *exec.Cmd
 	dir   string // temp folder (binary, data, directory) when we started it
-	logs  *bytes.Buffer
+	logs  *lockedBuffer
 	ownFS bool
 }
 
@@ -122,7 +123,7 @@ func startTarget(ctx context.Context, cfg *config) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &target{dir: dir, logs: &bytes.Buffer{}, ownFS: true}
+	t := &target{dir: dir, logs: &lockedBuffer{}, ownFS: true}
 	bin := cfg.binary
 	if bin == "" {
 		if bin, err = buildServer(dir, cfg.pkg); err != nil {
@@ -305,3 +306,22 @@ func isLoopbackAddr(addr string) bool {
 
 // signalNotify relays SIGINT and SIGTERM to ch.
 func signalNotify(ch chan os.Signal) { signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM) }
+
+// lockedBuffer is a bytes.Buffer safe for the child's output copier and a
+// concurrent reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

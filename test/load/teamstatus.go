@@ -118,7 +118,7 @@ func (r *runner) teamstatus(ctx context.Context) (map[string]any, error) {
 }
 
 // runCeiling runs the ingest posters against a no-op net/http handler in a
-// child process of its own (this binary with -noop-server), for the ratio of
+// child process of its own (this binary with noopEnv set), for the ratio of
 // durable ingest to what net/http alone reaches on this machine.
 func runCeiling(ctx context.Context, cfg *config, stderr io.Writer) (map[string]any, error) {
 	exe, err := os.Executable()
@@ -129,8 +129,9 @@ func runCeiling(ctx context.Context, cfg *config, stderr io.Writer) (map[string]
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "-noop-server", addr)
-	cmd.Stderr = stderr
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), noopEnv+"="+addr)
+	cmd.Stderr = os.Stderr // a file: no copying goroutine shares stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start no-op server: %w", err)
 	}
@@ -169,7 +170,7 @@ func runCeiling(ctx context.Context, cfg *config, stderr io.Writer) (map[string]
 // acknowledgement, until SIGTERM or five minutes.
 func serveNoop(addr string, stderr io.Writer) int {
 	if !isLoopbackAddr(addr) {
-		fmt.Fprintln(stderr, "load: -noop-server wants a loopback address")
+		fmt.Fprintln(stderr, "load: the no-op server wants a loopback address")
 		return 2
 	}
 	ack := []byte(`{"accepted":true,"seq":1}`)
