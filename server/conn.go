@@ -16,25 +16,32 @@ import (
 	"iproc/resources/session"
 )
 
-// conn is one WebSocket connection: a reader (the handler goroutine), a
-// writer (the only goroutine that writes to the socket) and a bounded queue
-// between them and the hub.
+// conn is one WebSocket connection: a reader goroutine, a bounded queue of
+// outbound frames, and a writer goroutine that exists only while there is
+// something to write: the only goroutine that writes frames to the socket.
 //
-// The queue is a slice under mu rather than a channel: an idle connection
-// then holds a few words instead of a channel buffer of SendQueueSize
-// slots, and the writer takes every queued frame at once and writes them
-// with one system call (frames.go).
+// The queue is a slice under mu rather than a channel, and the writer
+// (flush) is started by the first frame queued and ends when the queue is
+// empty: an idle connection then holds a few words and one timer, not a
+// channel buffer of SendQueueSize slots and a parked goroutine's stack. The
+// writer takes every queued frame at once and writes them with one system
+// call (frames.go). Pings are due on a timer and written by the writer too.
 type conn struct {
 	srv    *Server
 	ws     *websocket.Conn
 	remote string
 	log    zerolog.Logger
 
-	mu        sync.Mutex
-	queue     [][]byte      // frames for the writer
-	unwritten int           // frames queued or being written, at most SendQueueSize
-	wake      chan struct{} // capacity 1: the queue has frames
-	room      chan struct{} // capacity 1: the writer wrote what it took
+	mu         sync.Mutex
+	queue      [][]byte // frames for the writer
+	spare      [][]byte // the array of the last batch, reused by queue
+	unwritten  int      // frames queued or being written, at most SendQueueSize
+	writing    bool     // a writer goroutine runs
+	finished   bool     // the writer ended the connection: nothing more is written
+	pingWanted bool     // the ping timer fired
+	writers    sync.WaitGroup
+	ping       *time.Timer
+	room       chan struct{} // capacity 1: the writer wrote what it took
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -48,15 +55,17 @@ type conn struct {
 
 var _ session.Conn = (*conn)(nil)
 
-// newConn makes the connection state of an upgraded socket.
+// newConn makes the connection state of an upgraded socket; its ping timer
+// runs from now.
 func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
-	return &conn{
+	c := &conn{
 		srv: s, ws: ws, remote: remote, ctx: s.ctx,
 		log:  s.log.With().Str("remote", remote).Logger(),
-		wake: make(chan struct{}, 1),
 		room: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
+	c.ping = time.AfterFunc(s.cfg.PingPeriod, c.pingDue)
+	return c
 }
 
 // wakeUp wakes the goroutine waiting on ch, if any, without blocking.
@@ -67,18 +76,44 @@ func wakeUp(ch chan struct{}) {
 	}
 }
 
+// startWriterLocked starts the writer unless one runs or the connection is
+// finished; c.mu must be held.
+func (c *conn) startWriterLocked() {
+	if c.writing || c.finished {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.flush()
+}
+
+// kick starts the writer if it is not running, so that it sees a close or
+// a due ping.
+func (c *conn) kick() {
+	c.mu.Lock()
+	c.startWriterLocked()
+	c.mu.Unlock()
+}
+
+// pingDue is the ping timer's function.
+func (c *conn) pingDue() {
+	c.mu.Lock()
+	c.pingWanted = true
+	c.startWriterLocked()
+	c.mu.Unlock()
+}
+
 // push appends frame to the queue unless SendQueueSize frames are already
 // waiting or being written.
 func (c *conn) push(frame []byte) bool {
 	c.mu.Lock()
-	if c.unwritten >= c.srv.cfg.SendQueueSize {
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if c.finished || c.unwritten >= c.srv.cfg.SendQueueSize {
 		return false
 	}
 	c.queue = append(c.queue, frame)
 	c.unwritten++
-	c.mu.Unlock()
-	wakeUp(c.wake)
+	c.startWriterLocked()
 	return true
 }
 
@@ -90,6 +125,9 @@ func (c *conn) Send(frame []byte) bool {
 	}
 	if c.push(frame) {
 		return true
+	}
+	if c.closing() {
+		return false
 	}
 	c.srv.metrics.slowConsumers.Inc()
 	c.closeWith(websocket.CloseTryAgainLater, "slow consumer")
@@ -117,11 +155,13 @@ func (c *conn) SendWait(ctx context.Context, frame []byte) bool {
 }
 
 // closeWith asks the writer to send a close frame with code and end the
-// connection; the first call wins.
+// connection; the first call wins. When it returns, a writer that will
+// finish the connection runs.
 func (c *conn) closeWith(code int, text string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeText = code, text
 		close(c.done)
+		c.kick()
 	})
 }
 
@@ -143,45 +183,54 @@ const closeDrain = time.Second
 // burst; a larger one is left to the garbage collector.
 const keepQueue = 64
 
-// writeLoop writes queued frames and pings until done; then it sends the
-// close frame and bounds the reader's drain, which ends the reader. The
-// handler closes the socket once both loops are over.
-func (c *conn) writeLoop() {
-	ping := time.NewTicker(c.srv.cfg.PingPeriod)
-	defer ping.Stop()
-	defer c.limitDrain()
-	var batch [][]byte
+// flush is the writer: it writes the queued frames and a due ping until the
+// queue is empty, then ends. Once the connection is closing it sends the
+// close frame, bounds the reader's drain (which ends the reader) and marks
+// the connection finished. runConn closes the socket once the reader and
+// every writer are over.
+func (c *conn) flush() {
+	defer c.writers.Done()
 	for {
-		select {
-		case <-c.wake:
-			if c.closing() {
-				c.writeClose()
-				return
-			}
-			c.mu.Lock()
-			batch, c.queue = c.queue, batch[:0]
+		c.mu.Lock()
+		if c.closing() {
+			c.finished, c.writing = true, false
+			c.queue, c.spare = nil, nil
 			c.mu.Unlock()
-			err := c.writeFrames(batch)
-			c.mu.Lock()
-			c.unwritten -= len(batch)
-			c.mu.Unlock()
-			wakeUp(c.room)
-			clear(batch)
-			if cap(batch) > keepQueue {
-				batch = nil
-			}
-			if err != nil {
-				c.closeWith(websocket.CloseAbnormalClosure, "write failed")
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteWait)); err != nil {
-				c.closeWith(websocket.CloseAbnormalClosure, "ping failed")
-				return
-			}
-		case <-c.done:
+			c.ping.Stop()
 			c.writeClose()
+			c.limitDrain()
 			return
+		}
+		ping := c.pingWanted
+		c.pingWanted = false
+		batch := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		if len(batch) == 0 && !ping {
+			c.writing = false
+			c.spare = batch
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		var err error
+		if ping {
+			if err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteWait)); err == nil {
+				c.ping.Reset(c.srv.cfg.PingPeriod)
+			}
+		}
+		if err == nil {
+			err = c.writeFrames(batch)
+		}
+		clear(batch)
+		c.mu.Lock()
+		c.unwritten -= len(batch)
+		if cap(batch) <= keepQueue && c.spare == nil {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+		wakeUp(c.room)
+		if err != nil {
+			c.closeWith(websocket.CloseAbnormalClosure, "write failed")
 		}
 	}
 }

@@ -2,9 +2,10 @@
 // connections, the notification ingest endpoints, health, metrics and admin
 // endpoints, the hub that hands committed events to sessions, and shutdown.
 //
-// Concurrency: each connection has one reader goroutine (the HTTP handler),
-// one writer goroutine (the only one that writes to its socket) and a bounded
-// queue between them; a full queue closes the connection with 1013. Committed
+// Concurrency: each connection has one reader goroutine, a bounded outbound
+// queue and a writer goroutine, the only one that writes frames to its
+// socket, which runs only while the queue holds frames; a full queue closes
+// the connection with 1013. Committed
 // events reach sessions through the hub, one goroutine that never blocks on a
 // connection. Shutdown stops the listener, closes every socket with 1001,
 // waits for the connection goroutines, then closes the store.
@@ -306,18 +307,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go s.runConn(c)
 }
 
-// runConn runs the connection's reader on this goroutine and its writer on
-// another until both end, then closes the socket and detaches its session.
+// runConn runs the connection's reader on this goroutine until it ends and
+// the writer finished the connection, then closes the socket and detaches
+// its session.
 func (s *Server) runConn(c *conn) {
 	defer s.connWG.Done()
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
-	var writer sync.WaitGroup
-	writer.Go(c.writeLoop)
 	c.Send(s.serviceInfo())
 	c.readLoop()
 	c.closeWith(websocket.CloseNormalClosure, "")
-	writer.Wait()
+	c.writers.Wait()
 	_ = c.ws.Close()
 	if sess := c.sess.Load(); sess != nil {
 		s.sessions.Detach(sess, c)
