@@ -30,7 +30,6 @@ type conn struct {
 	srv    *Server
 	ws     *websocket.Conn
 	remote string
-	log    zerolog.Logger
 
 	mu         sync.Mutex
 	queue      [][]byte // frames for the writer
@@ -60,12 +59,23 @@ var _ session.Conn = (*conn)(nil)
 func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
 	c := &conn{
 		srv: s, ws: ws, remote: remote, ctx: s.ctx,
-		log:  s.log.With().Str("remote", remote).Logger(),
 		room: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
 	c.ping = time.AfterFunc(s.cfg.PingPeriod, c.pingDue)
 	return c
+}
+
+// logAt adds the connection's fields (remote, and session and agent once
+// there is a session) to e, an event of the server's logger. The fields are
+// added per event rather than kept in a child logger: a zerolog child holds
+// a 500-byte context buffer, per connection and again per session.
+func (c *conn) logAt(e *zerolog.Event) *zerolog.Event {
+	e = e.Str("remote", c.remote)
+	if s := c.sess.Load(); s != nil {
+		e = e.Str("session_id", s.ID).Str("agent_id", s.Agent.ID)
+	}
+	return e
 }
 
 // wakeUp wakes the goroutine waiting on ch, if any, without blocking.
@@ -291,13 +301,13 @@ func (c *conn) readLoop() {
 				c.limitDrain()
 				_, _ = io.Copy(io.Discard, c.ws.NetConn())
 			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
-				c.log.Debug().Err(err).Msg("peer closed")
+				c.logAt(c.srv.log.Debug()).Err(err).Msg("peer closed")
 				c.closeWith(websocket.CloseNormalClosure, "")
 			default:
 				select {
 				case <-c.done: // we closed it
 				default:
-					c.log.Debug().Err(err).Msg("read ended")
+					c.logAt(c.srv.log.Debug()).Err(err).Msg("read ended")
 				}
 				c.closeWith(websocket.CloseAbnormalClosure, "")
 			}

@@ -144,8 +144,7 @@ func (rt *router) prepare(ctx context.Context, c *conn, req *protocol.Request) (
 		return &r, nil
 	}
 	c.sess.Store(p.Session)
-	c.log = c.log.With().Str("session_id", p.Session.ID).Str("agent_id", p.Session.Agent.ID).Logger()
-	c.log.Info().Msg("session prepared")
+	c.logAt(rt.srv.log.Info()).Msg("session prepared")
 	r := protocol.SuccessResource(req, map[string]any{
 		"id":          p.Session.ID,
 		"type":        protocol.ResourceTypeSession,
@@ -171,8 +170,7 @@ func (rt *router) resume(ctx context.Context, c *conn, req *protocol.Request) (*
 		return &r, nil
 	}
 	c.sess.Store(s)
-	c.log = c.log.With().Str("session_id", s.ID).Str("agent_id", s.Agent.ID).Logger()
-	c.log.Info().Bool("recovered", res.Recovered).Uint64("since", rr.Since).Msg("session resumed")
+	c.logAt(rt.srv.log.Info()).Bool("recovered", res.Recovered).Uint64("since", rr.Since).Msg("session resumed")
 	r := protocol.Success(req, res)
 	return &r, func() { rt.sessions.Replay(c.ctx, s) }
 }
@@ -207,11 +205,11 @@ func (rt *router) toFailure(c *conn, req *protocol.Request, err error) *protocol
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
 		if pe.Code == protocol.CodeUnavailable {
-			c.log.Warn().Err(err).Str("command", req.Command).Msg("request failed: store unavailable")
+			c.logAt(rt.srv.log.Warn()).Err(err).Str("command", req.Command).Msg("request failed: store unavailable")
 		}
 		return pe
 	}
-	c.log.Error().Err(err).Str("command", req.Command).Msg("request failed")
+	c.logAt(rt.srv.log.Error()).Err(err).Str("command", req.Command).Msg("request failed")
 	return protocol.ErrInternal
 }
 

@@ -186,7 +186,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.hub.start(s.sessions)
 	s.router = &router{srv: s, sessions: s.sessions, reports: report.New(st), log: log}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:   1024,
+		ReadBufferSize:   256, // requests are small; larger frames are read in pieces
 		WriteBufferSize:  1024,
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: 10 * time.Second,
@@ -325,7 +325,7 @@ func (s *Server) runConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	c.log.Debug().Msg("connection closed")
+	c.logAt(s.log.Debug()).Msg("connection closed")
 }
 
 // ListenAndServe serves on cfg.Addr until Shutdown. It returns nil after a

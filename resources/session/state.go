@@ -185,7 +185,7 @@ func (r *Registry) Subscribe(ctx context.Context, s *Session, req SubscribeReque
 	if err := checkTopics(req.Topics); err != nil {
 		return err
 	}
-	f := filter{}
+	var f filter // nil when there is none: an idle session keeps no empty map
 	for k, raw := range req.Filter {
 		var v any
 		dec := json.NewDecoder(bytes.NewReader(raw))
@@ -196,6 +196,9 @@ func (r *Registry) Subscribe(ctx context.Context, s *Session, req SubscribeReque
 		t, ok := scalarText(v)
 		if !ok {
 			return protocol.Errorf(protocol.CodeInvalid, "data.filter.%s: must be a string, number, boolean or null", k)
+		}
+		if f == nil {
+			f = filter{}
 		}
 		f[k] = t
 	}
@@ -235,6 +238,9 @@ func (r *Registry) persist(ctx context.Context, s *Session) error {
 	s.mu.Lock()
 	rec := sessionRecord{ID: s.ID, AgentID: s.Agent.ID, TokenHash: s.token, Watching: s.watching, Subs: map[string]map[string]string{}}
 	for t, f := range s.subs {
+		if f == nil {
+			f = filter{} // persisted as {} as before
+		}
 		rec.Subs[t] = f
 	}
 	s.mu.Unlock()
