@@ -188,6 +188,9 @@ func (b *Bolt) commit(batch []*request) {
 			}
 		}()
 		evB := tx.Bucket(eventsBucket)
+		// Events are keyed by rising seq, so pages split only at the end:
+		// filling them whole halves the pages written for the same events.
+		evB.FillPercent = 1.0
 		ddB := tx.Bucket(dedupBucket)
 		kv := boltKV{tx: tx}
 		seq := head
