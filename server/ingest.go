@@ -1,14 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"io"
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ func (s *Server) ingestRoutes() http.Handler {
 // ingest is the common path of every notification endpoint: auth, limits,
 // decode + validate, one durable append, then the answer.
 func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
+	// The metric children of this endpoint, looked up once.
+	latency := s.metrics.ingestLatency.WithLabelValues(source)
+	accepted := s.metrics.eventsIn.WithLabelValues(source)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		reject := func(status int, code, msg string, fields ...string) {
@@ -62,7 +66,13 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 			reject(http.StatusUnsupportedMediaType, "request.invalid", "Content-Type must be application/json", "Content-Type")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxIngestBytes))
+		buf := s.bodyBufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		if r.ContentLength > 0 && r.ContentLength <= maxIngestBytes {
+			buf.Grow(int(r.ContentLength))
+		}
+		_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxIngestBytes))
+		body := buf.Bytes()
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -92,33 +102,56 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 		defer cancel()
 		results, err := s.store.Append(ctx, recs)
 		if err != nil {
+			// The committer may still read recs: buf is not reused.
 			s.log.Warn().Err(err).Str("source", source).Msg("ingest: store cannot write")
 			reject(http.StatusServiceUnavailable, "server.unavailable", "the event store cannot write right now: retry")
 			return
 		}
-		s.metrics.ingestLatency.WithLabelValues(source).Observe(time.Since(start).Seconds())
+		if buf.Cap() <= maxPooledBody { // committed events do not alias recs
+			s.bodyBufs.Put(buf)
+		}
+		latency.Observe(time.Since(start).Seconds())
 		dup := false
-		seqs := make([]uint64, len(results))
-		for i, res := range results {
-			seqs[i] = res.Seq
+		for _, res := range results {
 			if res.Duplicate {
 				dup = true
 				s.metrics.duplicates.Inc()
 			} else {
-				s.metrics.eventsIn.WithLabelValues(source).Inc()
+				accepted.Inc()
 			}
 		}
-		answer := map[string]any{"accepted": true}
-		if many {
-			answer["seqs"] = seqs
-		} else {
-			answer["seq"] = seqs[0]
-			if dup {
-				answer["duplicate"] = true
-			}
+		if !many {
+			writeAccepted(w, results[0].Seq, dup)
+			return
 		}
-		writeJSON(w, http.StatusOK, answer)
+		seqs := make([]uint64, len(results))
+		for i, res := range results {
+			seqs[i] = res.Seq
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"accepted": true, "seqs": seqs})
 	})
+}
+
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 64 << 10
+
+// writeAccepted answers one accepted notification without a map or
+// reflection: {"accepted":true[,"duplicate":true],"seq":N}, as writeJSON
+// would encode it.
+func writeAccepted(w http.ResponseWriter, seq uint64, dup bool) {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"accepted":true`...)
+	if dup {
+		b = append(b, `,"duplicate":true`...)
+	}
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 // authorize checks a bearer token (constant time) when one is set, else

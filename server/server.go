@@ -12,6 +12,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -126,8 +127,10 @@ type Server struct {
 	// writeBufs holds the connections' write buffers (*[]byte), shared so
 	// that an idle connection holds none.
 	writeBufs sync.Pool
-	origins   map[string]bool
-	handler   http.Handler
+	// bodyBufs holds ingest body buffers (*bytes.Buffer).
+	bodyBufs sync.Pool
+	origins  map[string]bool
+	handler  http.Handler
 
 	ctx    context.Context // ends at shutdown
 	cancel context.CancelFunc
@@ -196,6 +199,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		b := make([]byte, 0, writeBufSize)
 		return &b
 	}
+	s.bodyBufs.New = func() any { return new(bytes.Buffer) }
 	s.handler = s.routes()
 	s.bg.Add(1)
 	go func() {
