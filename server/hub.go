@@ -61,8 +61,8 @@ func (h *hub) run() {
 }
 
 func (h *hub) deliver(evs []store.Event) {
+	h.sessions.DispatchBatch(evs)
 	for _, ev := range evs {
-		h.sessions.Dispatch(ev)
 		if !ev.Time.IsZero() {
 			h.metrics.deliveryLatency.Observe(time.Since(ev.Time).Seconds())
 		}

@@ -107,3 +107,23 @@ func BenchmarkDispatchFanout(b *testing.B) { benchDispatch(b, 0, 5000) }
 // BenchmarkDispatchOwn: an event for one of 1,000 subscribed agents, with 10
 // supervisors subscribed too (the ingest scenario).
 func BenchmarkDispatchOwn(b *testing.B) { benchDispatch(b, 1000, 10) }
+
+// BenchmarkDispatchBatchFanout: commits of 16 events to 5,000 subscribed
+// supervisors, per event.
+func BenchmarkDispatchBatchFanout(b *testing.B) {
+	r, conn := benchRegistry(b, 0, 5000)
+	data := json.RawMessage(`{"GSW_MESSAGE":"ContactProcessed","pad":"` + strings.Repeat("x", 600) + `"}`)
+	batch := make([]store.Event, 16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	seq := uint64(0)
+	for i := 0; i < b.N; i += len(batch) {
+		for k := range batch {
+			seq++
+			batch[k] = store.Event{Seq: seq, Name: protocol.TopicContactProcessed, Data: data}
+		}
+		r.DispatchBatch(batch)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(conn.n.Load())/float64(seq), "frames/event")
+}

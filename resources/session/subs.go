@@ -102,3 +102,50 @@ func (s *Session) deliverOneLocked(seq uint64, frame []byte) {
 		s.lastSeq = seq
 	}
 }
+
+// DispatchBatch delivers committed events, in seq order, like Dispatch for
+// each. A run of consecutive events of one topic is handed to each
+// see-all subscriber in one go, so its connection queues the whole run
+// before its writer runs and writes it with one system call.
+func (r *Registry) DispatchBatch(evs []store.Event) {
+	for i := 0; i < len(evs); {
+		j := i + 1
+		if protocol.IsTopic(evs[i].Name) {
+			for j < len(evs) && evs[j].Name == evs[i].Name {
+				j++
+			}
+		}
+		if j-i == 1 {
+			r.Dispatch(evs[i])
+		} else {
+			r.dispatchRun(evs[i:j])
+		}
+		i = j
+	}
+}
+
+// dispatchRun delivers events of one topic. Every session gets them in seq
+// order: a see-all subscriber gets the whole run, an agent those naming it,
+// in order; the two kinds of session are distinct.
+func (r *Registry) dispatchRun(run []store.Event) {
+	caches := make([]eventCache, len(run))
+	r.mu.RLock()
+	all := r.topics[run[0].Name]
+	own := make([][]*Session, len(run))
+	for k, ev := range run {
+		if key, ok := eventKey(ev); ok {
+			own[k] = r.own[key]
+		}
+	}
+	r.mu.RUnlock()
+	for _, s := range all {
+		for k, ev := range run {
+			s.deliverTopic(ev, &caches[k])
+		}
+	}
+	for k, ev := range run {
+		for _, s := range own[k] {
+			s.deliverTopic(ev, &caches[k])
+		}
+	}
+}

@@ -27,7 +27,7 @@ func TestScenariosSmoke(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	args := []string{"-scenario", "all", "-pkg", "../../cmd/iproc", "-duration", "1s", "-settle", "200ms",
-		"-idle-sessions", "20", "-subscribers", "10", "-rate", "20", "-fanout-posters", "2",
+		"-idle-sessions", "20", "-subscribers", "10", "-rate", "20", "-fanout-posters", "2", "-saturation-posters", "4",
 		"-posters", "4", "-ingest-subscribers", "10", "-team-agents", "20", "-team-supervisors", "4",
 		"-team-rate", "20", "-connect-workers", "8", "-scenario-timeout", "60s"}
 	code := run(args, &out, &errOut)

@@ -42,6 +42,7 @@ type config struct {
 	fanoutSubs  int
 	fanoutRate  int
 	fanoutPost  int
+	satPost     int
 	duration    time.Duration
 	window      int
 	posters     int
@@ -112,7 +113,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.settle, "settle", 5*time.Second, "idle: wait before reading the server's memory")
 	fs.IntVar(&cfg.fanoutSubs, "subscribers", 5000, "fanout, saturation: subscribed supervisors")
 	fs.IntVar(&cfg.fanoutRate, "rate", 20, "fanout: notifications per second")
-	fs.IntVar(&cfg.fanoutPost, "fanout-posters", 4, "fanout, saturation: concurrent publishers")
+	fs.IntVar(&cfg.fanoutPost, "fanout-posters", 4, "fanout: concurrent publishers")
+	fs.IntVar(&cfg.satPost, "saturation-posters", 16, "saturation: concurrent publishers")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time of fanout, saturation, ingest, teamstatus, ceiling")
 	fs.IntVar(&cfg.window, "window", 64, "saturation: most notifications posted but not yet delivered to every subscriber")
 	fs.IntVar(&cfg.posters, "posters", 16, "ingest, ceiling: concurrent posters")

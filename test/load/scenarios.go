@@ -166,7 +166,11 @@ func (r *runner) fanout(ctx context.Context, sat bool) (map[string]any, error) {
 	defer closeAll(clients)
 	setup := m.stop()
 	r.logf("%d supervisors subscribed in %.1fs", s, setup.Seconds)
-	p := newPoster(r.httpBase(), r.cfg.fanoutPost)
+	posters := r.cfg.fanoutPost
+	if sat {
+		posters = r.cfg.satPost
+	}
+	p := newPoster(r.httpBase(), posters)
 	var buf []byte
 	if ok, _ := p.post(ctx, &buf, ""); !ok { // warm-up: every subscription is in force
 		return nil, fmt.Errorf("warm-up post: %s", p.lastError())
@@ -203,7 +207,7 @@ func (r *runner) fanout(ctx context.Context, sat bool) (map[string]any, error) {
 	} else {
 		deadline := start.Add(r.cfg.duration)
 		window := int64(r.cfg.window) * int64(s)
-		for range r.cfg.fanoutPost {
+		for range posters {
 			wg.Go(func() {
 				var buf []byte
 				for ctx.Err() == nil && time.Now().Before(deadline) {
@@ -250,6 +254,7 @@ func (r *runner) fanout(ctx context.Context, sat bool) (map[string]any, error) {
 		res["deliveries_per_s"] = round(rate, 0)
 		res["published_per_s"] = round(float64(acked)/postEnd.Seconds(), 1)
 		res["window"] = r.cfg.window
+		res["posters"] = posters
 		res["target_deliveries_per_s"] = 250000
 		r.logf("saturation, %d subscribers: %.0f deliveries/s (%.1f notifications/s), lost %d, e2e p50 %.1f ms p99 %.1f ms; client CPU %.2f cores, server CPU %.2f cores; target ≥ 250,000/s",
 			s, rate, res["published_per_s"], lost, latencies(lat).P50, latencies(lat).P99, load.ClientCores, load.ServerCores)
