@@ -43,6 +43,7 @@ type conn struct {
 	room       chan struct{} // capacity 1: the writer wrote what it took
 
 	done      chan struct{}
+	isClosing atomic.Bool // done is closed (a cheaper test than a select)
 	closeOnce sync.Once
 	closeCode int
 	closeText string
@@ -170,6 +171,7 @@ func (c *conn) SendWait(ctx context.Context, frame []byte) bool {
 func (c *conn) closeWith(code int, text string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeText = code, text
+		c.isClosing.Store(true)
 		close(c.done)
 		c.kick()
 	})
@@ -246,14 +248,7 @@ func (c *conn) flush() {
 }
 
 // closing reports whether the connection has been asked to close.
-func (c *conn) closing() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *conn) closing() bool { return c.isClosing.Load() }
 
 // writeClose sends the close frame chosen by closeWith, unless the
 // connection already failed.
