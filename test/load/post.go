@@ -16,7 +16,11 @@ import (
 // cpBody builds a seed-001 ContactProcessed body with a unique GUID, an
 // agent (may be empty) and the sent time in sentField.
 func cpBody(buf []byte, run string, n int64, agent string, sent int64) []byte {
-	buf = append(buf, `{"GSW_MESSAGE":"ContactProcessed","GSW_MESSAGE_GUID":"LOAD-`...)
+	// The sent time comes first: receivers find it without scanning the
+	// frame (the server keeps the notification's field order).
+	buf = append(buf, `{"`+sentField+`":"`...)
+	buf = strconv.AppendInt(buf, sent, 10)
+	buf = append(buf, `","GSW_MESSAGE":"ContactProcessed","GSW_MESSAGE_GUID":"LOAD-`...)
 	buf = append(buf, run...)
 	buf = append(buf, '-')
 	buf = strconv.AppendInt(buf, n, 10)
@@ -38,9 +42,7 @@ func cpBody(buf []byte, run string, n int64, agent string, sent int64) []byte {
 		buf = append(buf, agent...)
 		buf = append(buf, '"')
 	}
-	buf = append(buf, `,"`+sentField+`":"`...)
-	buf = strconv.AppendInt(buf, sent, 10)
-	buf = append(buf, `"}`...)
+	buf = append(buf, '}')
 	return buf
 }
 
