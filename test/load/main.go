@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -124,6 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.teamRate, "team-rate", 50, "teamstatus: state changes per second, all agents together")
 	fs.IntVar(&cfg.workers, "connect-workers", 64, "parallel logins while setting up")
 	fs.DurationVar(&cfg.scenarioMax, "scenario-timeout", 3*time.Minute, "upper bound of one scenario")
+	selfProf := fs.String("self-profile", "", "write a CPU profile of the load tool itself to this file")
 	writeDir := fs.String("write-directory", "", "write the generated directory for -addr use to this file and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -158,6 +160,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stderr, "load: RLIMIT_NOFILE %d\n", raiseNoFile())
+	if *selfProf != "" {
+		f, err := os.Create(*selfProf)
+		if err != nil {
+			fmt.Fprintf(stderr, "load: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "load: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
