@@ -32,12 +32,15 @@ type conn struct {
 	remote string
 
 	mu         sync.Mutex
-	queue      [][]byte // frames for the writer
-	spare      [][]byte // the array of the last batch, reused by queue
-	unwritten  int      // frames queued or being written, at most SendQueueSize
-	writing    bool     // a writer goroutine runs
-	finished   bool     // the writer ended the connection: nothing more is written
-	pingWanted bool     // the ping timer fired
+	queue      [][]byte      // frames for the writer
+	spare      [][]byte      // the array of the last batch, reused by queue
+	unwritten  int           // frames queued or being written, at most SendQueueSize
+	writing    bool          // a writer goroutine runs (or lingers, parked)
+	parked     bool          // the writer lingers for more frames (wake it)
+	wake       chan struct{} // capacity 1: wakes the parked writer; nil while none lingers
+	linger     *time.Timer   // the lingering writer's timer, its own
+	finished   bool          // the writer ended the connection: nothing more is written
+	pingWanted bool          // the ping timer fired
 	writers    sync.WaitGroup
 	ping       *time.Timer
 	room       chan struct{} // capacity 1: the writer wrote what it took
@@ -90,7 +93,15 @@ func wakeUp(ch chan struct{}) {
 // startWriterLocked starts the writer unless one runs or the connection is
 // finished; c.mu must be held.
 func (c *conn) startWriterLocked() {
-	if c.writing || c.finished {
+	if c.finished {
+		return
+	}
+	if c.parked {
+		c.parked = false
+		wakeUp(c.wake)
+		return
+	}
+	if c.writing {
 		return
 	}
 	c.writing = true
@@ -195,8 +206,42 @@ const closeDrain = time.Second
 // burst; a larger one is left to the garbage collector.
 const keepQueue = 64
 
+// writerLinger is how long the writer waits for more frames once the queue
+// is empty: a connection that receives steadily keeps one writer goroutine,
+// an idle one gives it (and its stack) back.
+const writerLinger = time.Second
+
+// lingerWait parks the writer for writerLinger or until startWriterLocked
+// wakes it. It reports whether to go on; false means the writer ended
+// (writing is false, and the next frame starts a new one).
+func (c *conn) lingerWait() bool {
+	if c.linger == nil {
+		c.linger = time.NewTimer(writerLinger)
+	} else {
+		c.linger.Reset(writerLinger)
+	}
+	select {
+	case <-c.wake:
+		c.linger.Stop()
+		return true
+	case <-c.linger.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parked { // nobody came: end, keeping nothing
+		c.parked, c.writing = false, false
+		c.wake, c.linger = nil, nil
+		return false
+	}
+	select { // the wake that raced the timer
+	case <-c.wake:
+	default:
+	}
+	return true
+}
+
 // flush is the writer: it writes the queued frames and a due ping until the
-// queue is empty, then ends. Once the connection is closing it sends the
+// queue is empty, lingers a moment for more, then ends. Once the connection is closing it sends the
 // close frame, bounds the reader's drain (which ends the reader) and marks
 // the connection finished. runConn closes the socket once the reader and
 // every writer are over.
@@ -218,10 +263,16 @@ func (c *conn) flush() {
 		batch := c.queue
 		c.queue, c.spare = c.spare[:0], nil
 		if len(batch) == 0 && !ping {
-			c.writing = false
 			c.spare = batch
+			if c.wake == nil {
+				c.wake = make(chan struct{}, 1)
+			}
+			c.parked = true
 			c.mu.Unlock()
-			return
+			if !c.lingerWait() {
+				return
+			}
+			continue
 		}
 		c.mu.Unlock()
 		var err error

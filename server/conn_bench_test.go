@@ -111,6 +111,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			}
 			clients[i] = ws
 		}
+		time.Sleep(writerLinger + 200*time.Millisecond) // the writers of the idle connections end
 		after := mem()
 		b.ReportMetric(float64(after-before)/n, "B/conn")
 		for _, ws := range clients {
