@@ -127,3 +127,70 @@ func BenchmarkDispatchBatchFanout(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(conn.n.Load())/float64(seq), "frames/event")
 }
+
+// BenchmarkDispatchTeamStatus: an agent's state change in a team of 50
+// agents watched by 5 supervisors (the teamstatus scenario's shape).
+func BenchmarkDispatchTeamStatus(b *testing.B) {
+	hash, err := directory.HashPassword("pw", 4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type entry struct {
+		ID           string `json:"id"`
+		Name         string `json:"name"`
+		Type         string `json:"type"`
+		PasswordHash string `json:"passwordHash"`
+	}
+	type team struct {
+		ID          string   `json:"id"`
+		Name        string   `json:"name"`
+		Members     []string `json:"members"`
+		Supervisors []string `json:"supervisors"`
+	}
+	var doc struct {
+		Agents []entry `json:"agents"`
+		Teams  []team  `json:"teams"`
+	}
+	t := team{ID: "t1", Name: "Sales", Members: []string{}, Supervisors: []string{}}
+	for i := range 50 {
+		id := fmt.Sprintf("a%d", i)
+		doc.Agents = append(doc.Agents, entry{id, "A", "Agent", hash})
+		t.Members = append(t.Members, id)
+	}
+	for i := range 5 {
+		id := fmt.Sprintf("s%d", i)
+		doc.Agents = append(doc.Agents, entry{id, "S", "Supervisor", hash})
+		t.Supervisors = append(t.Supervisors, id)
+	}
+	doc.Teams = []team{t}
+	raw, _ := json.Marshal(doc)
+	dir, err := directory.Parse(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(Config{Log: &nopLog{}, Directory: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn := &countConn{}
+	for _, e := range doc.Agents {
+		a, _ := dir.Agent(e.ID)
+		s := &Session{ID: "sess-" + e.ID, Agent: a, subs: map[string]filter{}, conn: conn}
+		r.byID[s.ID], r.byAgent[a.ID] = s, s
+		if a.Type.SeesAllTopics() {
+			s.watching = true
+			r.team.watch(s, dir.TeamsOf(a.ID))
+		}
+	}
+	data := make([]json.RawMessage, 50)
+	for i := range data {
+		data[i] = json.RawMessage(fmt.Sprintf(`{"agentId":"a%d","state":"ready","reason":"7","since":"2026-12-01T10:00:00Z"}`, i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		r.Dispatch(store.Event{Seq: uint64(i + 1), Name: EventAgentState, Data: data[i%50], Meta: store.Meta{AgentID: fmt.Sprintf("a%d", i%50)}})
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(conn.n.Load())/float64(b.N), "frames/event")
+}

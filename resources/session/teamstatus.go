@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 
 	"iproc/protocol"
@@ -88,13 +89,10 @@ func memberIDs(team directory.Team) []string {
 	return out
 }
 
+// hasMember reports whether agentID is a member or a supervisor of team,
+// without building the team's member list (it runs per watcher per change).
 func hasMember(team directory.Team, agentID string) bool {
-	for _, id := range memberIDs(team) {
-		if id == agentID {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(team.Members, agentID) || slices.Contains(team.Supervisors, agentID)
 }
 
 // memberOf describes agent id with its current state; t.mu must be held.
