@@ -24,9 +24,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
+	"iproc/reporting/cdr"
 	"iproc/reporting/journey"
 	"iproc/reporting/store"
 	"iproc/resources/directory"
@@ -77,6 +79,12 @@ type Config struct {
 	Version string
 	// NoGroupCommit turns off group commit in the store (benchmarks only).
 	NoGroupCommit bool
+	// RedisURL (redis://host:port/db), when set, enables the dialer CDR
+	// consumer (SPEC §4.1). Empty means no Redis.
+	RedisURL string
+	// CDRKey is the Redis list the dialer pushes CDRs to. Empty means
+	// enigma:notifications:campaigns.
+	CDRKey string
 }
 
 func (c *Config) setDefaults() {
@@ -116,7 +124,10 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg      Config
 	log      zerolog.Logger
-	store    *store.Bolt
+	store    eventLog
+	rdb      *redis.Client // nil without RedisURL
+	cdr      *cdr.Consumer // nil without RedisURL
+	instance string        // this instance's name (DataDir/instance-id)
 	sessions *session.Registry
 	router   *router
 	hub      *hub
@@ -159,6 +170,15 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return float64(s.sessions.Count())
 	})
 	s.hub = newHub(s.metrics)
+	if cfg.RedisURL != "" {
+		var err error
+		if s.instance, err = instanceID(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
+		}
+		if s.rdb, err = openRedis(cfg.RedisURL); err != nil {
+			return nil, err
+		}
+	}
 	st, err := store.OpenBolt(store.BoltConfig{
 		Path:          filepath.Join(cfg.DataDir, "iproc.db"),
 		History:       cfg.History,
@@ -168,6 +188,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		Log:           log.With().Str("component", "store").Logger(),
 	})
 	if err != nil {
+		s.closeRedis()
 		return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
 	}
 	s.store = st
@@ -177,6 +198,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	})
 	if err != nil {
 		st.Close()
+		s.closeRedis()
 		return nil, err
 	}
 	s.hub.start(s.sessions)
@@ -194,6 +216,12 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		defer s.bg.Done()
 		s.sessions.Run(s.ctx)
 	}()
+	if s.rdb != nil {
+		if err := s.startCDR(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -386,10 +414,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		waitGroup(ctx, &s.connWG)
 		s.cancel()
 		s.bg.Wait()
+		s.stopCDR()
 		if e := s.store.Close(); e != nil && err == nil {
 			err = fmt.Errorf("close store: %w", e)
 		}
 		s.hub.close()
+		s.closeRedis()
 	})
 	return err
 }

@@ -124,6 +124,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 			return nil, errors.New("--redis / IPROC_REDIS_URL: not a redis://host:port/db URL")
 		}
 	}
+	if o.cdrKey == "" {
+		return nil, errors.New("--cdr-key / IPROC_CDR_KEY: must not be empty")
+	}
 	if o.instanceDomain == "" {
 		return nil, errors.New("--instance-domain / IPROC_INSTANCE_DOMAIN: must not be empty")
 	}
@@ -163,7 +166,10 @@ func (o *options) serverConfig() (server.Config, error) {
 		cfg.Directory = dir
 	}
 	if o.redis != "" {
-		return cfg, errors.New("--redis / IPROC_REDIS_URL: Redis mode is not available in this build yet")
+		if err := checkRedis(o.redis); err != nil {
+			return cfg, err
+		}
+		cfg.RedisURL, cfg.CDRKey = o.redis, o.cdrKey
 	}
 	return cfg, nil
 }
