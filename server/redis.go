@@ -13,7 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"iproc/reporting/cdr"
+	"iproc/reporting/journey"
 	"iproc/reporting/store"
+	"iproc/resources/session"
 )
 
 // eventLog is the event log the server writes to: the embedded store or
@@ -123,4 +125,29 @@ func (s *Server) CDRStats() cdr.Stats {
 		return cdr.Stats{}
 	}
 	return s.cdr.Stats()
+}
+
+// clusterInfo is what the session registry needs to share sessions with
+// the other instances of the domain; zero without the Redis log.
+type clusterInfo struct {
+	instance string
+	alive    func(string) bool
+}
+
+// openRedisLog opens the event log shared by the instance domain.
+func (s *Server) openRedisLog() (eventLog, error) {
+	st, err := store.OpenRedis(store.RedisConfig{
+		Client:    s.rdb,
+		Domain:    s.cfg.InstanceDomain,
+		Instance:  s.instance,
+		History:   s.cfg.History,
+		Projector: projectors{journey.Projector{}, session.Projector{}},
+		OnCommit:  s.hub.onCommit,
+		Log:       s.log.With().Str("component", "store").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	s.cluster = clusterInfo{instance: s.instance, alive: st.Alive}
+	return st, nil
 }

@@ -85,6 +85,10 @@ type Config struct {
 	// CDRKey is the Redis list the dialer pushes CDRs to. Empty means
 	// enigma:notifications:campaigns.
 	CDRKey string
+	// LocalStore keeps the event log in the embedded store even with
+	// RedisURL: Redis then only feeds the CDR consumer, and the instance
+	// does not share state with others.
+	LocalStore bool
 }
 
 func (c *Config) setDefaults() {
@@ -128,6 +132,7 @@ type Server struct {
 	rdb      *redis.Client // nil without RedisURL
 	cdr      *cdr.Consumer // nil without RedisURL
 	instance string        // this instance's name (DataDir/instance-id)
+	cluster  clusterInfo   // set with the Redis log
 	sessions *session.Registry
 	router   *router
 	hub      *hub
@@ -179,14 +184,20 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	st, err := store.OpenBolt(store.BoltConfig{
-		Path:          filepath.Join(cfg.DataDir, "iproc.db"),
-		History:       cfg.History,
-		NoGroupCommit: cfg.NoGroupCommit,
-		Projector:     projectors{journey.Projector{}, session.Projector{}},
-		OnCommit:      s.hub.onCommit,
-		Log:           log.With().Str("component", "store").Logger(),
-	})
+	var st eventLog
+	var err error
+	if s.rdb != nil && !cfg.LocalStore {
+		st, err = s.openRedisLog()
+	} else {
+		st, err = store.OpenBolt(store.BoltConfig{
+			Path:          filepath.Join(cfg.DataDir, "iproc.db"),
+			History:       cfg.History,
+			NoGroupCommit: cfg.NoGroupCommit,
+			Projector:     projectors{journey.Projector{}, session.Projector{}},
+			OnCommit:      s.hub.onCommit,
+			Log:           log.With().Str("component", "store").Logger(),
+		})
+	}
 	if err != nil {
 		s.closeRedis()
 		return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
@@ -194,7 +205,8 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.store = st
 	s.sessions, err = session.New(session.Config{
 		Log: st, Directory: cfg.Directory, Grace: cfg.SessionGrace,
-		Logger: log.With().Str("component", "sessions").Logger(),
+		Logger:   log.With().Str("component", "sessions").Logger(),
+		Instance: s.cluster.instance, Alive: s.cluster.alive,
 	})
 	if err != nil {
 		st.Close()

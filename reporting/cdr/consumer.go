@@ -215,6 +215,7 @@ func (c *Consumer) consume(ctx context.Context) (connected bool, err error) {
 	if err := c.beat(ctx); err != nil {
 		return false, err
 	}
+	c.setErr(nil) // Redis answers: ready, even while leftovers wait for the log
 	if err := c.drain(ctx); err != nil {
 		return true, err
 	}

@@ -26,6 +26,8 @@ func (r *Registry) Dispatch(ev store.Event) {
 		}
 	case ev.Name == EventAgentState:
 		r.dispatchState(ev, cache)
+	case ev.Name == EventSessionOpened, ev.Name == EventSessionSubs, ev.Name == EventSessionClosed:
+		r.applyRemote(ev)
 	}
 }
 

@@ -35,6 +35,8 @@ type sessionRecord struct {
 	TokenHash string                       `json:"tokenHash"`
 	Subs      map[string]map[string]string `json:"subs,omitempty"`
 	Watching  bool                         `json:"watching,omitempty"`
+	// Owner is the instance the session is attached to (cluster mode).
+	Owner string `json:"owner,omitempty"`
 }
 
 const (
@@ -108,7 +110,10 @@ func (r *Registry) load() error {
 		if !ok {
 			continue
 		}
-		s := &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, subs: map[string]filter{}, detachedAt: now, watching: rec.Watching}
+		s := &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, subs: map[string]filter{}, detachedAt: now, watching: rec.Watching, owner: rec.Owner}
+		if r.remoteOwner(rec.Owner) {
+			s.detachedAt = time.Time{} // the owner's to expire
+		}
 		for topic, f := range rec.Subs {
 			s.subs[topic] = filter(f)
 			r.topics[topic] = append(r.topics[topic], s)
@@ -233,13 +238,13 @@ func (r *Registry) Unsubscribe(ctx context.Context, s *Session, req SubscribeReq
 // persist commits the session's subscriptions and watch flag.
 func (r *Registry) persist(ctx context.Context, s *Session) error {
 	s.mu.Lock()
-	rec := sessionRecord{ID: s.ID, AgentID: s.Agent.ID, TokenHash: s.token, Watching: s.watching, Subs: map[string]map[string]string{}}
+	rec := sessionRecord{ID: s.ID, AgentID: s.Agent.ID, TokenHash: s.token, Watching: s.watching, Subs: map[string]map[string]string{}, Owner: s.owner}
 	for t, f := range s.subs {
 		rec.Subs[t] = f
 	}
 	s.mu.Unlock()
 	data, _ := json.Marshal(rec)
-	if _, err := r.log.Append(ctx, []store.Record{{Name: EventSessionSubs, Data: data, Meta: store.Meta{AgentID: s.Agent.ID}}}); err != nil {
+	if _, err := r.log.Append(ctx, []store.Record{{Name: EventSessionSubs, Data: data, Meta: store.Meta{AgentID: s.Agent.ID, Origin: r.instance}}}); err != nil {
 		return unavailable(err)
 	}
 	return nil
