@@ -252,6 +252,16 @@ func (r *Redis) Ping() error {
 	return nil
 }
 
+// Committed returns the highest seq committed in the domain by any
+// instance (this instance's tail may not have read it yet).
+func (r *Redis) Committed(ctx context.Context) (uint64, error) {
+	v, err := r.rdb.Get(ctx, r.key("head")).Uint64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("store: committed: %w: %w", ErrUnavailable, err)
+	}
+	return v, nil
+}
+
 // Alive reports whether instance beat within the last 10 s (as last seen
 // by this instance's heartbeat, refreshed every 2 s).
 func (r *Redis) Alive(instance string) bool {

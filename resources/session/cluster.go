@@ -22,6 +22,41 @@ import (
 // session moved here.
 const announceTimeout = 5 * time.Second
 
+// catchUpWait bounds how long a login or resume waits for this instance to
+// have applied what the domain committed before it.
+const catchUpWait = 2 * time.Second
+
+// committer is implemented by a log shared by several instances: Committed
+// is the highest seq committed by any of them.
+type committer interface {
+	Committed(ctx context.Context) (uint64, error)
+}
+
+// catchUp waits (up to catchUpWait) until Dispatch has seen every event the
+// domain committed before the call, so that a login or resume on this
+// instance sees a session opened on another one just before. It does
+// nothing in single-instance mode.
+func (r *Registry) catchUp(ctx context.Context) {
+	c, ok := r.log.(committer)
+	if r.instance == "" || !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	head, err := c.Committed(ctx)
+	if err != nil {
+		return
+	}
+	for r.applied.Load() < head {
+		select {
+		case <-ctx.Done():
+			r.logger.Warn().Uint64("applied", r.applied.Load()).Uint64("committed", head).Msg("session registry behind the shared log")
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
 // remoteOwner reports whether owner is another instance of the domain.
 func (r *Registry) remoteOwner(owner string) bool {
 	return r.instance != "" && owner != "" && owner != r.instance

@@ -66,6 +66,7 @@ type Registry struct {
 
 	instance string
 	alive    func(string) bool
+	applied  atomic.Uint64 // highest seq Dispatch has seen
 
 	mu      sync.RWMutex
 	byID    map[string]*Session
@@ -166,6 +167,7 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 		return Prepared{}, protocol.ErrInvalidCredentials
 	}
 	r.limits.succeed(req.Agent.ID)
+	r.catchUp(ctx)
 	r.mu.RLock()
 	old := r.byAgent[agent.ID]
 	r.mu.RUnlock()
@@ -322,6 +324,7 @@ type Resumed struct {
 // the answer, then calls Replay, which sends the missed events and lets live
 // ones flow.
 func (r *Registry) Resume(req ResumeRequest, conn Conn) (*Session, Resumed, error) {
+	r.catchUp(context.Background())
 	s, ok := r.Get(req.ID)
 	if !ok || req.ResumeToken == "" || subtle.ConstantTimeCompare([]byte(hashToken(req.ResumeToken)), []byte(s.token)) != 1 {
 		return nil, Resumed{}, protocol.ErrNotResumable
