@@ -151,3 +151,14 @@ func (s *Server) openRedisLog() (eventLog, error) {
 	s.cluster = clusterInfo{instance: s.instance, alive: st.Alive}
 	return st, nil
 }
+
+// Prefetch implements store.Prefetcher for the projectors that do.
+func (ps projectors) Prefetch(ev store.Event) []store.BucketKey {
+	var keys []store.BucketKey
+	for _, p := range ps {
+		if pf, ok := p.(store.Prefetcher); ok {
+			keys = append(keys, pf.Prefetch(ev)...)
+		}
+	}
+	return keys
+}

@@ -400,6 +400,15 @@ func (c *Consumer) handle(ctx context.Context, batch []string) error {
 			dups++
 		}
 	}
+	// Counted before the removal, so that an empty processing list means
+	// the counts are final.
+	c.stored.Add(uint64(len(recs) - dups))
+	c.dups.Add(uint64(dups))
+	c.count("stored", len(recs)-dups)
+	c.count("duplicate", dups)
+	if dups > 0 {
+		c.cfg.Logger.Info().Int("duplicates", dups).Msg("CDR consumer: CDRs already stored, not stored again")
+	}
 	// Durable now: acknowledge by removing them.
 	wctx := context.WithoutCancel(ctx)
 	_, err = c.rdb.Pipelined(wctx, func(p redis.Pipeliner) error {
@@ -408,13 +417,6 @@ func (c *Consumer) handle(ctx context.Context, batch []string) error {
 		}
 		return nil
 	})
-	c.stored.Add(uint64(len(recs) - dups))
-	c.dups.Add(uint64(dups))
-	c.count("stored", len(recs)-dups)
-	c.count("duplicate", dups)
-	if dups > 0 {
-		c.cfg.Logger.Info().Int("duplicates", dups).Msg("CDR consumer: CDRs already stored, not stored again")
-	}
 	if err != nil {
 		return fmt.Errorf("lrem %s: %w", c.proc, err)
 	}

@@ -200,6 +200,15 @@ func (r *Redis) commitLocked(live []*request) ([][]Result, error) {
 	nanos := strconv.FormatInt(now.UnixNano(), 10)
 	evTime := time.Unix(0, now.UnixNano()).UTC()
 	kv := newRedisKV(ctx, r, false)
+	if pf, ok := r.projector.(Prefetcher); ok {
+		var keys []BucketKey
+		for _, req := range live {
+			for _, rec := range req.recs {
+				keys = append(keys, pf.Prefetch(Event{Name: rec.Name, Data: rec.Data, Meta: rec.Meta})...)
+			}
+		}
+		kv.prefetch(keys)
+	}
 	var evArgs, ddArgs []any
 	results := make([][]Result, len(live))
 	seq := head

@@ -8,6 +8,51 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// BucketKey names one projection value.
+type BucketKey struct{ Bucket, Key string }
+
+// Prefetcher is implemented by projectors that can tell, before projecting,
+// which keys an event will read: the Redis log then reads those of a whole
+// batch in one round trip instead of one per Get.
+type Prefetcher interface {
+	Prefetch(ev Event) []BucketKey
+}
+
+// prefetch reads keys into the cache, one HMGET per bucket, pipelined.
+func (kv *redisKV) prefetch(keys []BucketKey) {
+	byBucket := map[string][]string{}
+	for _, k := range keys {
+		if _, ok := kv.cache[k.Bucket][k.Key]; !ok {
+			byBucket[k.Bucket] = append(byBucket[k.Bucket], k.Key)
+		}
+	}
+	if len(byBucket) == 0 {
+		return
+	}
+	cmds := map[string]*redis.SliceCmd{}
+	_, err := kv.r.rdb.Pipelined(kv.ctx, func(p redis.Pipeliner) error {
+		for b, fields := range byBucket {
+			cmds[b] = p.HMGet(kv.ctx, kv.hash(b), fields...)
+		}
+		return nil
+	})
+	if err != nil {
+		return // Get reads them one by one (and reports the error)
+	}
+	for b, cmd := range cmds {
+		if kv.cache[b] == nil {
+			kv.cache[b] = map[string][]byte{}
+		}
+		for i, v := range cmd.Val() {
+			if s, ok := v.(string); ok {
+				kv.cache[b][byBucket[b][i]] = []byte(s)
+			} else {
+				kv.cache[b][byBucket[b][i]] = nil
+			}
+		}
+	}
+}
+
 // redisKV is the KV of the Redis log: bucket b is the hash
 // "iproc:<domain>:kv:<b>". Inside a commit, writes are buffered (and seen
 // by later reads of the same commit) until the commit script applies them;
