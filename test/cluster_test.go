@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"syscall"
 	"testing"
+	"time"
+
+	"iproc/server"
 )
 
 // startCluster runs n built binaries on one Redis and one instance domain,
@@ -162,4 +165,26 @@ func TestClusterKilledInstanceClientsResumeOnOther(t *testing.T) {
 	if r := other.request("prepareSession", map[string]any{"agent": map[string]any{"id": "2001", "password": testPassword}}, ""); r["result"] != "confirm" {
 		t.Fatalf("login of the resumed agent: %v", r)
 	}
+}
+
+// The sessions of an instance that stopped are expired by the others once
+// the grace period passed: the agent then logs in elsewhere without a
+// confirm, and team-status watchers see it logged out.
+func TestClusterSessionsOfStoppedInstanceExpire(t *testing.T) {
+	r := startRedis(t, redisOptions{})
+	cfg := func(c *server.Config) { c.RedisURL, c.SessionGrace = r.URL, time.Second }
+	a, b := startServer(t, cfg), startServer(t, cfg)
+	ann := dial(t, a.WS)
+	ann.login("1001")
+	sup := dial(t, b.WS)
+	sup.login("2001")
+	success(t, sup.request("report.teamstatus.begin", map[string]any{"agentId": "2001"}, ""))
+	if err := a.Close(); err != nil { // its sessions stay in the shared registry
+		t.Fatal(err)
+	}
+	if m := statusChange(t, sup, "1001"); m["status"] != "logged_out" {
+		t.Fatalf("agent of the stopped instance: %v", m)
+	}
+	c := dial(t, b.WS)
+	c.login2("1001", false)
 }
