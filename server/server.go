@@ -80,7 +80,9 @@ type Config struct {
 	// NoGroupCommit turns off group commit in the store (benchmarks only).
 	NoGroupCommit bool
 	// RedisURL (redis://host:port/db), when set, enables the dialer CDR
-	// consumer (SPEC §4.1). Empty means no Redis.
+	// consumer (SPEC §4.1) and keeps the event log in Redis, shared by the
+	// instances of InstanceDomain (SPEC §8), unless LocalStore. Empty means
+	// no Redis.
 	RedisURL string
 	// CDRKey is the Redis list the dialer pushes CDRs to. Empty means
 	// enigma:notifications:campaigns.

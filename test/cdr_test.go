@@ -445,3 +445,35 @@ func TestCDRUnreachableRedisStopsStartUp(t *testing.T) {
 		t.Fatalf("output: %s", s)
 	}
 }
+
+// What a stopped instance left in its processing list is reclaimed by
+// another consumer of the list and delivered once.
+func TestCDRLeftoversOfStoppedInstanceReclaimed(t *testing.T) {
+	r := startRedis(t, redisOptions{})
+	rdb := r.Client()
+	const key = "cdr:reclaim"
+	dataA := t.TempDir()
+	a := startServer(t, func(c *server.Config) { c.RedisURL, c.CDRKey, c.DataDir = r.URL, key, dataA })
+	b := cdrServer(t, r, key)
+	sup, _, _ := subscribed(t, b, "2001")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := os.ReadFile(filepath.Join(dataA, "instance-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := key + ":processing:" + strings.TrimSpace(string(id))
+	for i := range 3 { // as if A had died holding them
+		if err := rdb.LPush(context.Background(), proc, cdrJSON(fmt.Sprintf("LEFT-%d", i), "5001")).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc := newCDRCounter()
+	cc.collect(t, 20*time.Second, "LEFT", 3, sup)
+	cc.settle(t, rdb, key, "MARK-LEFT", sup)
+	cc.exactlyOnce(t, "LEFT", 3)
+	if listLen(t, rdb, proc) != 0 {
+		t.Fatal("processing list of the stopped instance not empty")
+	}
+}
