@@ -53,19 +53,28 @@ func (t *teamStatus) unwatch(s *Session) {
 	t.unwatchLocked(s)
 }
 
-// member is a team member as team-status events show it.
+// member is a team member as teamadded, memberadded and
+// memberstatuschanged show it (seed 002): every field is always present.
 type member struct {
 	MemberID   string `json:"memberId"`
-	MemberType string `json:"memberType,omitempty"`
-	MemberName string `json:"memberName,omitempty"`
-	Status     string `json:"status,omitempty"`
+	MemberType string `json:"memberType"`
+	MemberName string `json:"memberName"`
+	Status     string `json:"status"`
 	Reason     string `json:"reason"`
 }
 
+// removedMember is a member as memberremoved shows it (seed 002): its id
+// only.
+type removedMember struct {
+	MemberID string `json:"memberId"`
+}
+
+// teamView is data.team of a team-status event; Members is nil for
+// teamchanged and teamremoved, which carry none.
 type teamView struct {
-	TeamID   string    `json:"teamId"`
-	TeamName string    `json:"teamName"`
-	Members  *[]member `json:"members,omitempty"`
+	TeamID   string `json:"teamId"`
+	TeamName string `json:"teamName"`
+	Members  any    `json:"members,omitempty"`
 }
 
 type teamEvent struct {
@@ -109,12 +118,10 @@ func (t *teamStatus) memberOf(dir *directory.Directory, id string) member {
 	return m
 }
 
-func teamFrame(name string, seq uint64, watcher string, team directory.Team, members []member) []byte {
-	view := teamView{TeamID: team.ID, TeamName: team.Name}
-	if members != nil {
-		view.Members = &members
-	}
-	data, _ := json.Marshal(teamEvent{AgentID: watcher, Team: view})
+// teamFrame encodes a team-status event for watcher; members is a
+// []member, a []removedMember, or nil for an event without members.
+func teamFrame(name string, seq uint64, watcher string, team directory.Team, members any) []byte {
+	data, _ := json.Marshal(teamEvent{AgentID: watcher, Team: teamView{TeamID: team.ID, TeamName: team.Name, Members: members}})
 	return protocol.EventFrame(name, seq, data)
 }
 
@@ -258,10 +265,10 @@ func (r *Registry) reloadFrames(old, cur *directory.Directory, w string) [][]byt
 		if len(added) > 0 {
 			frames = append(frames, teamFrame(protocol.EventMemberAdded, 0, w, t, added))
 		}
-		var removed []member
+		var removed []removedMember
 		for _, id := range memberIDs(before) {
 			if was[id] {
-				removed = append(removed, member{MemberID: id})
+				removed = append(removed, removedMember{MemberID: id})
 			}
 		}
 		if len(removed) > 0 {
