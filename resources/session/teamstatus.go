@@ -18,16 +18,21 @@ type teamStatus struct {
 	mu       sync.Mutex
 	states   map[string]agentState            // agent id → latest state
 	watchers map[string]map[*Session]struct{} // team id → watching sessions
+	// watching holds every watching session, also those in no team (yet):
+	// a directory reload may give them one.
+	watching map[*Session]struct{}
 }
 
 func (t *teamStatus) init() {
 	t.states = map[string]agentState{}
 	t.watchers = map[string]map[*Session]struct{}{}
+	t.watching = map[*Session]struct{}{}
 }
 
 // watch indexes s under each of teams; t.mu must be held (or the registry
 // not yet shared).
 func (t *teamStatus) watch(s *Session, teams []directory.Team) {
+	t.watching[s] = struct{}{}
 	for _, team := range teams {
 		set := t.watchers[team.ID]
 		if set == nil {
@@ -39,6 +44,7 @@ func (t *teamStatus) watch(s *Session, teams []directory.Team) {
 }
 
 func (t *teamStatus) unwatchLocked(s *Session) {
+	delete(t.watching, s)
 	for id, set := range t.watchers {
 		delete(set, s)
 		if len(set) == 0 {
@@ -215,13 +221,11 @@ func (r *Registry) SetDirectory(dir *directory.Directory) {
 	r.team.mu.Lock()
 	defer r.team.mu.Unlock()
 	old := r.dir.Swap(dir)
-	watchers := map[*Session]struct{}{}
-	for _, set := range r.team.watchers {
-		for s := range set {
-			watchers[s] = struct{}{}
-		}
+	watchers := make([]*Session, 0, len(r.team.watching))
+	for s := range r.team.watching {
+		watchers = append(watchers, s)
 	}
-	for s := range watchers {
+	for _, s := range watchers {
 		for _, f := range r.reloadFrames(old, dir, s.Agent.ID) {
 			s.send(f)
 		}
