@@ -177,6 +177,13 @@ func TestTeamStatusEventsInOrder(t *testing.T) {
 	success(t, cy.request("closeSession", nil, cySID))
 	bob := dial(t, ts.WS)
 	bob.login("1002")
+	// Ann sees her own team only (Cy is in Support).
+	expectTeamEvents(t, ann,
+		"memberstatuschanged 1001 t1 Sales 1001/Agent/Ann Lee/ready/",
+		"memberstatuschanged 1001 t1 Sales 1001/Agent/Ann Lee/not_ready/32",
+		"memberstatuschanged 1001 t1 Sales 1001/Agent/Ann Lee/ACW/",
+		"memberstatuschanged 1001 t1 Sales 1002/Agent/Bob Ray/not_ready/login",
+	)
 	success(t, ann.request("closeSession", nil, annSID))
 
 	expectTeamEvents(t, sup,
@@ -189,13 +196,6 @@ func TestTeamStatusEventsInOrder(t *testing.T) {
 		"memberstatuschanged 2001 t2 Support 1003/Agent/Cy Dunn/logged_out/closed",
 		"memberstatuschanged 2001 t1 Sales 1002/Agent/Bob Ray/not_ready/login",
 		"memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/logged_out/closed",
-	)
-	// Ann saw her own team only (Cy is in Support), up to her close.
-	expectTeamEvents(t, ann,
-		"memberstatuschanged 1001 t1 Sales 1001/Agent/Ann Lee/ready/",
-		"memberstatuschanged 1001 t1 Sales 1001/Agent/Ann Lee/not_ready/32",
-		"memberstatuschanged 1001 t1 Sales 1001/Agent/Ann Lee/ACW/",
-		"memberstatuschanged 1001 t1 Sales 1002/Agent/Bob Ray/not_ready/login",
 	)
 	if evs := barrier(t, ts, sup, supSID, "2001"); len(evs) != 0 {
 		t.Fatalf("unexpected team events: %v", evs)
