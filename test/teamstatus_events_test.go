@@ -113,11 +113,11 @@ func expectTeamEvents(t *testing.T, c *client, want ...string) {
 // reach a session in seq order, so every earlier event has been dispatched
 // (the team-status snapshot is up to date) and its frames are in. It
 // returns the team-status events that arrived before the barrier.
-func barrier(t *testing.T, ts *testServer, c *client, sid, agentID string) []map[string]any {
+func barrier(t *testing.T, url string, c *client, sid, agentID string) []map[string]any {
 	t.Helper()
 	success(t, c.request("subscribe", map[string]any{"topics": []string{"outbound.contactProcessed"}, "filter": map[string]any{"GSW_AGENT_ID": agentID}}, sid))
 	guid := fmt.Sprintf("BARRIER-%s-%d", agentID, time.Now().UnixNano())
-	if status, body := post(t, ts.URL+pathCP, jsonOf(contactProcessed(guid, guid, agentID)), nil); status != 200 {
+	if status, body := post(t, url+pathCP, jsonOf(contactProcessed(guid, guid, agentID)), nil); status != 200 {
 		t.Fatalf("barrier post: %d %v", status, body)
 	}
 	c.next("barrier "+guid, func(m map[string]any) bool {
@@ -149,7 +149,7 @@ func TestTeamStatusEventsInOrder(t *testing.T) {
 	ts := startServer(t, nil)
 	sup := dial(t, ts.WS)
 	supSID, _ := sup.login("2001")
-	barrier(t, ts, sup, supSID, "2001")
+	barrier(t, ts.URL, sup, supSID, "2001")
 	beginTeams(t, sup, "2001")
 	expectTeamEvents(t, sup,
 		"teamadded 2001 t1 Sales 1001/Agent/Ann Lee/logged_out/ 1002/Agent/Bob Ray/logged_out/ 2001/Supervisor/Sue Pervis/not_ready/login 3001/TeamLead/Tom Lead/logged_out/",
@@ -163,7 +163,7 @@ func TestTeamStatusEventsInOrder(t *testing.T) {
 	failure(t, ann.request("report.teamstatus.begin", map[string]any{"agentId": "1002"}, ""), "auth.forbidden")
 	failure(t, ann.request("report.teamstatus.end", map[string]any{"agentId": "2001"}, ""), "auth.forbidden")
 	failure(t, ann.request("report.teamstatus.begin", map[string]any{}, ""), "request.invalid")
-	barrier(t, ts, ann, annSID, "1001")
+	barrier(t, ts.URL, ann, annSID, "1001")
 	beginTeams(t, ann, "1001")
 	expectTeamEvents(t, ann,
 		"teamadded 1001 t1 Sales 1001/Agent/Ann Lee/not_ready/login 1002/Agent/Bob Ray/logged_out/ 2001/Supervisor/Sue Pervis/not_ready/login 3001/TeamLead/Tom Lead/logged_out/")
@@ -197,7 +197,7 @@ func TestTeamStatusEventsInOrder(t *testing.T) {
 		"memberstatuschanged 2001 t1 Sales 1002/Agent/Bob Ray/not_ready/login",
 		"memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/logged_out/closed",
 	)
-	if evs := barrier(t, ts, sup, supSID, "2001"); len(evs) != 0 {
+	if evs := barrier(t, ts.URL, sup, supSID, "2001"); len(evs) != 0 {
 		t.Fatalf("unexpected team events: %v", evs)
 	}
 
@@ -212,7 +212,7 @@ func TestTeamStatusEventsInOrder(t *testing.T) {
 	success(t, sup.request("report.teamstatus.end", map[string]any{"agentId": "2001"}, ""))
 	di := dial(t, ts.WS)
 	di.login("1004")
-	if evs := barrier(t, ts, sup, supSID, "2001"); len(evs) != 0 {
+	if evs := barrier(t, ts.URL, sup, supSID, "2001"); len(evs) != 0 {
 		t.Fatalf("team events after end: %v", evs)
 	}
 }
@@ -274,7 +274,7 @@ func TestDirectoryReloadEachWatcher(t *testing.T) {
 	di := dial(t, ts.WS)
 	diSID, _ := di.login("1004")
 	success(t, di.request("setState", map[string]any{"state": "ready"}, diSID))
-	barrier(t, ts, sup, supSID, "2001")
+	barrier(t, ts.URL, sup, supSID, "2001")
 	for _, w := range []struct {
 		c  *client
 		id string
@@ -307,7 +307,7 @@ func TestDirectoryReloadEachWatcher(t *testing.T) {
 		}
 	}
 	// Nothing changed: no events, and a fresh snapshot shows the old teams.
-	if evs := barrier(t, ts, sup, supSID, "2001"); len(evs) != 0 {
+	if evs := barrier(t, ts.URL, sup, supSID, "2001"); len(evs) != 0 {
 		t.Fatalf("a refused directory produced %v", evs)
 	}
 	beginTeams(t, sup, "2001")
@@ -343,7 +343,7 @@ func TestDirectoryReloadEachWatcher(t *testing.T) {
 		c       *client
 		sid, id string
 	}{{sup, supSID, "2001"}, {ann, annSID, "1001"}} {
-		if evs := barrier(t, ts, w.c, w.sid, w.id); len(evs) != 0 {
+		if evs := barrier(t, ts.URL, w.c, w.sid, w.id); len(evs) != 0 {
 			t.Fatalf("unexpected %v", evs)
 		}
 	}
