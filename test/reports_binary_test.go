@@ -21,18 +21,26 @@ func reportsSnapshot(t *testing.T, url, attempt, svc string) (cp, cb []string, g
 	return cp, cb, groups
 }
 
-// Journeys, campaign group states and agent states are in the store: the
-// built binary SIGKILLed right after the last 200 serves them unchanged
-// after a restart on the same --data, keeps building the journeys, and
-// serves them again after a SIGTERM and a second restart.
+// Journeys, campaign group states, agent states and team-status watches are
+// in the store: the built binary SIGKILLed right after the last 200 serves
+// them unchanged after a restart on the same --data, keeps building the
+// journeys, and serves them again after a SIGTERM and a second restart.
 func TestJourneySurvivesRestartOfTheBinary(t *testing.T) {
 	dir, data := writeTestDirectory(t), t.TempDir()
 	args := []string{"--directory", dir, "--data", data, "--session-grace", "2m"}
 	const attempt = "9F8E7D6C-5B4A-4392-8170-6F5E4D3C2B1A"
 	p := startBinary(t, "", nil, args...)
+	sup := dial(t, p.WS)
+	supSID, supToken := sup.login("2001")
+	barrier(t, p.URL, sup, supSID, "2001")
+	beginTeams(t, sup, "2001")
+	nextTeamEvent(t, sup)
+	nextTeamEvent(t, sup)
 	ann := dial(t, p.WS)
 	annSID, _ := ann.login("1001")
 	success(t, ann.request("setState", map[string]any{"state": "not_ready", "reason": "break-5"}, annSID))
+	expectTeamEvents(t, sup, "memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/not_ready/login")
+	since := seqOf(t, nextTeamEvent(t, sup)) - 1 // the break, seen again after the restart
 	for i, st := range []int{1, 2} {
 		m := campaignGroupState("6C3B8F7A-1111-4C2B-9C55-0A0B0C0D0E0F", st)
 		m["GSW_DATE_TIME"] = []string{"1700000100.000", "1700000200.000"}[i]
@@ -58,18 +66,28 @@ func TestJourneySurvivesRestartOfTheBinary(t *testing.T) {
 	// a step of zero duration.
 	beforeExit := append(append([]string(nil), wantCB[:6]...), seedService+"|Agent|5003|route to agent|00:00:00|0")
 	p2 := startBinary(t, "", nil, args...)
+	// Agent states and the watch are in the store too: the supervisor's
+	// session resumes watching (the break is replayed from the log), its
+	// snapshot has Ann's state, and Ann's next login reaches it live.
+	r, resp := resumeOn(t, p2.WS, supSID, supToken, since)
+	if success(t, resp)["recovered"] != true {
+		t.Fatalf("resume after SIGKILL: %v", resp)
+	}
+	expectTeamEvents(t, r, "memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/not_ready/break-5")
+	beginTeams(t, r, "2001")
+	if got := teamLine(t, nextTeamEvent(t, r)); !strings.Contains(got, "1001/Agent/Ann Lee/not_ready/break-5") {
+		t.Fatalf("team snapshot after SIGKILL: %s", got)
+	}
+	nextTeamEvent(t, r)
+	dial(t, p2.WS).login2("1001", true)
+	expectTeamEvents(t, r,
+		"memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/logged_out/override",
+		"memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/not_ready/login")
 	cp, cb, groups := reportsSnapshot(t, p2.WS, attempt, seedService)
 	wantLines(t, "contact journey after SIGKILL", cp, contactSteps(attempt, "1001"))
 	wantLines(t, "callback journey after SIGKILL", cb, beforeExit)
 	if !strings.Contains(groups, `"GSW_CAMPAIGN_GROUP_STATE":2`) || strings.Count(groups, "GSW_CAMPAIGN_GROUP_GUID") != 1 {
 		t.Fatalf("campaign groups after SIGKILL: %s", groups)
-	}
-	// The agent's state is in the store too: a watcher's snapshot has it.
-	sup := dial(t, p2.WS)
-	sup.login("2001")
-	beginTeams(t, sup, "2001")
-	if got := teamLine(t, nextTeamEvent(t, sup)); !strings.Contains(got, "1001/Agent/Ann Lee/not_ready/break-5") {
-		t.Fatalf("team snapshot after SIGKILL: %s", got)
 	}
 	// Lookups by id still honour SPEC §3.6 after the restart.
 	bob := dial(t, p2.WS)

@@ -361,3 +361,32 @@ func TestDirectoryReloadEachWatcher(t *testing.T) {
 	)
 	expectTeamEvents(t, bob, "teamadded 1002 t1 Sales 1001/Agent/Ann Lee/not_ready/login 1002/Agent/Bob Ray/ready/ 2001/Supervisor/Sue Pervis/not_ready/login 3001/TeamLead/Tom Lead/logged_out/")
 }
+
+// A watch belongs to the session, not the connection: changes made while
+// the watcher was disconnected are replayed in order on resumeSession.
+func TestTeamStatusResumeReplaysChanges(t *testing.T) {
+	ts := startServer(t, nil)
+	sup := dial(t, ts.WS)
+	supSID, token := sup.login("2001")
+	barrier(t, ts.URL, sup, supSID, "2001")
+	beginTeams(t, sup, "2001")
+	nextTeamEvent(t, sup)
+	nextTeamEvent(t, sup)
+	ann := dial(t, ts.WS)
+	annSID, _ := ann.login("1001")
+	since := seqOf(t, nextTeamEvent(t, sup))
+	sup.ws.Close()
+	success(t, ann.request("setState", map[string]any{"state": "ready"}, annSID))
+	success(t, ann.request("setState", map[string]any{"state": "not_ready", "reason": "away-3"}, annSID))
+
+	r, resp := resumeOn(t, ts.WS, supSID, token, since)
+	if success(t, resp)["recovered"] != true {
+		t.Fatalf("resume: %v", resp)
+	}
+	expectTeamEvents(t, r,
+		"memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/ready/",
+		"memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/not_ready/away-3",
+	)
+	success(t, ann.request("closeSession", nil, annSID))
+	expectTeamEvents(t, r, "memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/logged_out/closed")
+}
