@@ -81,12 +81,55 @@ type benchWatcher struct {
 	lats []time.Duration
 }
 
+// benchAgent times one agent's setState answers (durable: sent after the
+// commit) against the time each was sent.
+type benchAgent struct {
+	c    *client
+	sid  string
+	mu   sync.Mutex
+	sent map[string]time.Time // request id → sent
+	lats []time.Duration
+}
+
+// setState sends a state change; mu is held across the send so that the
+// answer cannot be read before its id is known.
+func (a *benchAgent) setState(state, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at := time.Now()
+	id := a.c.send("setState", map[string]any{"state": state, "reason": reason}, a.sid)
+	a.sent[id] = at
+}
+
+// consume reads a's frames until stop, timing the setState answers.
+func (a *benchAgent) consume(stop <-chan struct{}) {
+	for {
+		var m map[string]any
+		select {
+		case m = <-a.c.frames:
+		case <-stop:
+			return
+		}
+		now := time.Now()
+		if m["command"] != "setState" || m["result"] != "success" {
+			continue
+		}
+		id, _ := m["id"].(string)
+		a.mu.Lock()
+		if at, ok := a.sent[id]; ok {
+			a.lats = append(a.lats, now.Sub(at))
+		}
+		a.mu.Unlock()
+	}
+}
+
 // BenchmarkTeamStatus measures SPEC §9's teamstatus scenario against the
 // built binary on loopback: one team of 500 agents whose agents together
 // change state 50 times a second (setState ready / not_ready with a reason /
 // ACW, round robin), watched by 50 supervisors. Each iteration is one state
 // change. It reports the watcher event rate, the latency from setState sent
-// to memberstatuschanged received by each watcher (p50, p99, max), and the
+// to memberstatuschanged received by each watcher (p50, p99, max), the
+// latency of the setState answer itself (ack-p99: the durable commit), and the
 // CPU per state change of the server (from /proc) and of the test process
 // (getrusage: the 550 WebSocket clients). Run it with a fixed count, for
 // example -benchtime=1000x (20 s).
@@ -96,11 +139,11 @@ func BenchmarkTeamStatus(b *testing.B) {
 		b.Skip("needs /proc for the server's CPU time")
 	}
 	p := startBinary(b, "", nil, "--directory", benchDirectory(b, nAgents, nSups), "--data", b.TempDir(), "--log-level", "warn")
-	agents := make([]*client, nAgents)
-	sids := make([]string, nAgents)
+	agents := make([]*benchAgent, nAgents)
 	for i := range agents {
-		agents[i] = dial(b, p.WS)
-		sids[i], _ = agents[i].login(fmt.Sprintf("a%03d", i))
+		a := &benchAgent{c: dial(b, p.WS), sent: map[string]time.Time{}}
+		a.sid, _ = a.c.login(fmt.Sprintf("a%03d", i))
+		agents[i] = a
 	}
 	watchers := make([]*benchWatcher, nSups)
 	for i := range watchers {
@@ -123,6 +166,9 @@ func BenchmarkTeamStatus(b *testing.B) {
 	for _, w := range watchers {
 		wg.Go(func() { w.consume(stop, &sentMu, &sent) })
 	}
+	for _, a := range agents {
+		wg.Go(func() { a.consume(stop) })
+	}
 	defer func() { close(stop); wg.Wait() }()
 
 	states := []string{"ready", "not_ready", "ACW"}
@@ -140,7 +186,7 @@ func BenchmarkTeamStatus(b *testing.B) {
 		sentMu.Lock()
 		sent = append(sent, time.Now())
 		sentMu.Unlock()
-		agents[a].send("setState", map[string]any{"state": states[n%len(states)], "reason": "c" + strconv.Itoa(n)}, sids[a])
+		agents[a].setState(states[n%len(states)], "c"+strconv.Itoa(n))
 		n++
 	}
 	sending := time.Since(start)
@@ -168,10 +214,24 @@ func BenchmarkTeamStatus(b *testing.B) {
 		lats = append(lats, w.lats...)
 		w.mu.Unlock()
 	}
+	var acks []time.Duration
+	checkFor(b, 30*time.Second, "every setState answered", func() bool {
+		acks = acks[:0]
+		for _, a := range agents {
+			a.mu.Lock()
+			acks = append(acks, a.lats...)
+			a.mu.Unlock()
+		}
+		return len(acks) == n
+	})
 	slices.Sort(lats)
-	pct := func(q float64) float64 {
-		return float64(lats[min(len(lats)-1, int(q*float64(len(lats))))].Microseconds()) / 1000
+	slices.Sort(acks)
+	pctOf := func(ds []time.Duration, q float64) float64 {
+		return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
 	}
+	pct := func(q float64) float64 { return pctOf(lats, q) }
+	b.ReportMetric(pctOf(acks, 0.50), "ack-p50-ms")
+	b.ReportMetric(pctOf(acks, 0.99), "ack-p99-ms")
 	b.ReportMetric(float64(n)/sending.Seconds(), "changes/s")
 	b.ReportMetric(float64(len(lats))/elapsed.Seconds(), "events/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
