@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,6 +80,8 @@ type benchWatcher struct {
 	got  atomic.Int64
 	mu   sync.Mutex
 	lats []time.Duration
+	last int64 // the seq of the last memberstatuschanged received
+	late int   // memberstatuschanged received after one with a higher seq
 }
 
 // benchAgent times one agent's setState answers (durable: sent after the
@@ -212,7 +215,11 @@ func BenchmarkTeamStatus(b *testing.B) {
 		}
 		w.mu.Lock()
 		lats = append(lats, w.lats...)
+		late := w.late
 		w.mu.Unlock()
+		if late > 0 {
+			b.Fatalf("a watcher got %d events out of seq order", late)
+		}
 	}
 	var acks []time.Duration
 	checkFor(b, 30*time.Second, "every setState answered", func() bool {
@@ -255,6 +262,14 @@ func (w *benchWatcher) consume(stop <-chan struct{}, sentMu *sync.Mutex, sent *[
 		if m["name"] != "report.teamstatus.memberstatuschanged" {
 			continue
 		}
+		num, _ := m["seq"].(json.Number)
+		seq, _ := num.Int64()
+		w.mu.Lock()
+		if seq <= w.last {
+			w.late++
+		}
+		w.last = max(w.last, seq)
+		w.mu.Unlock()
 		team, _ := m["data"].(map[string]any)["team"].(map[string]any)
 		members, _ := team["members"].([]any)
 		for _, mm := range members {
