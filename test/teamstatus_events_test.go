@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -389,4 +390,46 @@ func TestTeamStatusResumeReplaysChanges(t *testing.T) {
 	)
 	success(t, ann.request("closeSession", nil, annSID))
 	expectTeamEvents(t, r, "memberstatuschanged 2001 t1 Sales 1001/Agent/Ann Lee/logged_out/closed")
+}
+
+// The admin endpoint's access rules: without --admin-token only loopback
+// clients may reload (403 otherwise); with one, the bearer token is needed
+// from anywhere (401 without it or with a wrong one) and enough from
+// anywhere. A refused request changes nothing. Non-loopback clients cannot
+// be dialled on loopback, so those requests go to the real handler through
+// httptest with a documentation address (RFC 5737) as the peer.
+func TestDirectoryReloadAdminAuth(t *testing.T) {
+	remote := func(ts *testServer, token string) (int, string) {
+		req := httptest.NewRequest(http.MethodPut, "/admin/directory", strings.NewReader(string(reloadedDirectoryJSON(t))))
+		req.RemoteAddr = "192.0.2.7:40000"
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		ts.Handler().ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	teamName := func(ts *testServer) string {
+		d, _ := ts.Sessions().Directory().Team("t1")
+		return d.Name
+	}
+
+	open := startServer(t, nil)
+	if status, body := remote(open, ""); status != 403 || !strings.Contains(body, "auth.forbidden") || teamName(open) != "Sales" {
+		t.Fatalf("remote reload without a configured token: %d %s (t1 %q)", status, body, teamName(open))
+	}
+	if status, _, body := putDirectory(t, open.URL, string(reloadedDirectoryJSON(t)), ""); status != 200 || teamName(open) != "Sales East" {
+		t.Fatalf("loopback reload without a configured token: %d %s", status, body)
+	}
+
+	locked := startServer(t, func(c *server.Config) { c.AdminToken = "adm1n-t0ken" })
+	for _, token := range []string{"", "wrong", "Adm1n-t0ken"} {
+		if status, _ := remote(locked, token); status != 401 || teamName(locked) != "Sales" {
+			t.Fatalf("token %q: %d (t1 %q)", token, status, teamName(locked))
+		}
+	}
+	if status, body := remote(locked, "adm1n-t0ken"); status != 200 || teamName(locked) != "Sales East" {
+		t.Fatalf("remote reload with the token: %d %s", status, body)
+	}
 }
