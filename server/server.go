@@ -306,7 +306,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.readLoop()
 	c.closeWith(websocket.CloseNormalClosure, "")
 	writer.Wait()
-	_ = ws.Close()
+	c.finish()
 	if sess := c.sess.Load(); sess != nil {
 		s.sessions.Detach(sess, c)
 	}
