@@ -457,4 +457,8 @@ client.on('*', (ev) => {
   }
 });
 
+// For the browser's developer console (and browser tests):
+// `await iproc.client.request('ping')`.
+window.iproc = {client};
+
 client.connect();
