@@ -209,7 +209,7 @@ func TestBrowserDebugPage(t *testing.T) {
 		t.Errorf("%s client.error entries in the event log: %s", n,
 			p.eval(`[...document.querySelectorAll('#event-log .event[data-name="client.error"] pre')].map(e => e.textContent).join('\n')`))
 	}
-	if leaked := p.eval(`String(document.documentElement.outerHTML.includes('`+testPassword+`') || document.getElementById('password').value !== '')`); leaked != "false" {
+	if leaked := p.eval(`String(document.documentElement.outerHTML.includes('` + testPassword + `') || document.getElementById('password').value !== '')`); leaked != "false" {
 		t.Errorf("the password is still on the page")
 	}
 
