@@ -6,7 +6,8 @@ import (
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own (no
-// global state), served at /metrics.
+// global state), served at /metrics. Their names are stable and listed in
+// the README (Metrics); test/metrics_test.go checks what moves them.
 type metrics struct {
 	reg *prometheus.Registry
 

@@ -33,7 +33,7 @@ func demoAgents() []demo.Agent {
 // in by someone else is never overridden, and stopping the simulator
 // leaves no goroutine behind.
 func TestDemoDrivesTheServer(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) { c.Directory = directory.Demo() })
+	ts := startServer(t, func(c *server.Config) { c.Directory = directory.Demo(); c.SessionGrace = time.Minute })
 	sup := dial(t, ts.WS)
 	login := func(c *client, id string) string {
 		t.Helper()
@@ -95,9 +95,33 @@ func TestDemoDrivesTheServer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("demo.Run did not return after cancel")
 	}
+	// Stopping logs the demo's agents out rather than leaving their
+	// sessions to expire.
+	out := map[string]bool{}
+	for i := 0; i < 2000 && !loggedOut(moved, out); i++ {
+		ev := sup.waitEvent("report.teamstatus.memberstatuschanged")
+		for _, m := range ev["data"].(map[string]any)["team"].(map[string]any)["members"].([]any) {
+			m := m.(map[string]any)
+			out[m["memberId"].(string)] = m["status"] == "logged_out"
+		}
+	}
+	if !loggedOut(moved, out) {
+		t.Fatalf("demo agents %v not all logged out after stop: %v", moved, out)
+	}
 	person.noEvent("session.ended", 50*time.Millisecond)
 	checkFor(t, 10*time.Second, "demo goroutines gone", func() bool { return goroutines() <= before })
 	t.Logf("state changes seen: %v", moved)
+}
+
+// loggedOut reports whether every agent of moved ("id/status" keys) is
+// logged out in out.
+func loggedOut(moved, out map[string]bool) bool {
+	for k := range moved {
+		if id, _, _ := strings.Cut(k, "/"); !out[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // TestDemoRejectsBadConfig checks the simulator's one failure mode.

@@ -171,9 +171,11 @@ func (s *sim) agentSession(ctx context.Context, a Agent) error {
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer ws.Close()
-	stop := context.AfterFunc(ctx, func() { _ = ws.Close() }) // ends a blocked read
+	// Stopping ends a blocked read at once; the connection stays usable for
+	// the goodbye.
+	stop := context.AfterFunc(ctx, func() { _ = ws.SetReadDeadline(time.Now()) })
 	defer stop()
-	c := &wsClient{ws: ws}
+	c := &wsClient{ws: ws, ctx: ctx}
 	r, err := c.request(protocol.CmdPrepareSession, map[string]any{
 		"model": protocol.ModelUCCX, "override": false,
 		"agent": map[string]any{"id": a.ID, "password": s.cfg.Password},
@@ -188,6 +190,11 @@ func (s *sim) agentSession(ctx context.Context, a Agent) error {
 		return fmt.Errorf("prepareSession: %s", r.failure())
 	}
 	sid, state := r.Resource.ID, protocol.StateNotReady
+	defer func() {
+		if ctx.Err() != nil {
+			c.goodbye(sid)
+		}
+	}()
 	for {
 		if !sleep(ctx, jitter(s.cfg.Interval)) {
 			return nil
@@ -224,7 +231,20 @@ func nextState(state string) (string, string) {
 // request and reads frames up to its response, skipping events.
 type wsClient struct {
 	ws   *websocket.Conn
+	ctx  context.Context // the run's: once it ends, requests stop
 	next int
+}
+
+// errStopped means the run is stopping.
+var errStopped = errors.New("the simulator is stopping")
+
+// goodbye logs the session out (so the agent shows logged_out rather than
+// a session left to expire) and closes the connection cleanly. The server
+// handles the frames in order, so there is no need to wait for answers.
+func (c *wsClient) goodbye(sid string) {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.ws.WriteJSON(map[string]any{"command": protocol.CmdCloseSession, "id": "demo-bye", "resource": sid})
+	_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "demo stopped"))
 }
 
 // response is the part of a response or event the simulator reads.
@@ -263,6 +283,9 @@ func (c *wsClient) request(command string, data any, resource string) (*response
 	}
 	want, _ := json.Marshal(id)
 	_ = c.ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if c.ctx.Err() != nil { // stopped before the deadline was set: do not wait
+		return nil, errStopped
+	}
 	for {
 		var r response
 		if err := c.ws.ReadJSON(&r); err != nil {
