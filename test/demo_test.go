@@ -58,7 +58,7 @@ func TestDemoDrivesTheServer(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- demo.Run(ctx, demo.Config{URL: ts.URL, Agents: demoAgents(), Password: demo.DemoPassword,
-			Interval: 40 * time.Millisecond, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+			Interval: 100 * time.Millisecond, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
 	}()
 
 	// Every kind of notification arrives, and demo agents change state.

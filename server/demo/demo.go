@@ -149,8 +149,9 @@ func (s *sim) agentLoop(ctx context.Context, a Agent) {
 		wait := backoff
 		switch {
 		case errors.Is(err, errBusy), errors.Is(err, errEnded):
-			// Someone is using this agent: leave it to them for a while.
-			wait = 15 * s.cfg.Interval
+			// Someone is using this agent: leave it to them for a while
+			// (and do not spend a bcrypt login on it every few seconds).
+			wait = max(15*s.cfg.Interval, 30*time.Second)
 			log.Info().Err(err).Dur("retry_in", wait).Msg("demo agent steps aside")
 		default:
 			backoff = min(2*backoff, 30*time.Second)
