@@ -154,6 +154,7 @@ func (c *conn) write(frame []byte) error {
 			return err
 		}
 		c.srv.metrics.framesOut.Inc()
+		c.srv.wrote(frame)
 		if c.closing() { // the close frame goes next, not the rest of the queue
 			return nil
 		}

@@ -121,6 +121,7 @@ type Server struct {
 	router   *router
 	hub      *hub
 	metrics  *metrics
+	commits  commitClock // commit times of recent seqs, for iproc_commit_to_socket_seconds
 	upgrader websocket.Upgrader
 	origins  map[string]bool
 	handler  http.Handler
@@ -164,7 +165,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		History:       cfg.History,
 		NoGroupCommit: cfg.NoGroupCommit,
 		Projector:     projectors{journey.Projector{}, session.Projector{}},
-		OnCommit:      s.hub.onCommit,
+		OnCommit:      s.onCommit,
 		Log:           log.With().Str("component", "store").Logger(),
 	})
 	if err != nil {
