@@ -142,7 +142,7 @@ func (s *Server) openRedisLog() (eventLog, error) {
 		Instance:  s.instance,
 		History:   s.cfg.History,
 		Projector: projectors{journey.Projector{}, session.Projector{}},
-		OnCommit:  s.hub.onCommit,
+		OnCommit:  s.onCommit,
 		Log:       s.log.With().Str("component", "store").Logger(),
 	})
 	if err != nil {

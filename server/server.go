@@ -139,6 +139,7 @@ type Server struct {
 	router   *router
 	hub      *hub
 	metrics  *metrics
+	commits  commitClock // commit times of recent seqs, for iproc_commit_to_socket_seconds
 	upgrader websocket.Upgrader
 	origins  map[string]bool
 	handler  http.Handler
@@ -196,7 +197,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			History:       cfg.History,
 			NoGroupCommit: cfg.NoGroupCommit,
 			Projector:     projectors{journey.Projector{}, session.Projector{}},
-			OnCommit:      s.hub.onCommit,
+			OnCommit:      s.onCommit,
 			Log:           log.With().Str("component", "store").Logger(),
 		})
 	}
@@ -348,7 +349,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.readLoop()
 	c.closeWith(websocket.CloseNormalClosure, "")
 	writer.Wait()
-	_ = ws.Close()
+	c.finish()
 	if sess := c.sess.Load(); sess != nil {
 		s.sessions.Detach(sess, c)
 	}
