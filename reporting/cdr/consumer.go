@@ -176,21 +176,26 @@ func (c *Consumer) setErr(err error) {
 	c.lastErr.Store(&err)
 }
 
-// run reconnects with exponential back-off until ctx ends.
+// run reconnects with exponential back-off until ctx ends. The back-off
+// starts again from 50 ms only after a run that lasted, so that a failure
+// that recurs at once (the store refusing appends) is not retried in a
+// tight loop.
 func (c *Consumer) run(ctx context.Context) {
 	defer close(c.done)
 	defer c.farewell()
-	backoff := 50 * time.Millisecond
+	const first = 50 * time.Millisecond
+	backoff := first
 	for ctx.Err() == nil {
+		started := time.Now()
 		connected, err := c.consume(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		c.setErr(err)
-		if connected {
-			backoff = 50 * time.Millisecond
+		if connected && time.Since(started) > c.cfg.MaxBackoff {
+			backoff = first
 		}
-		c.cfg.Logger.Warn().Err(err).Dur("retry_in", backoff).Str("key", c.cfg.Key).Msg("CDR consumer: Redis unavailable")
+		c.cfg.Logger.Warn().Err(err).Dur("retry_in", backoff).Str("key", c.cfg.Key).Msg("CDR consumer paused")
 		select {
 		case <-ctx.Done():
 			return

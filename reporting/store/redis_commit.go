@@ -174,6 +174,11 @@ func (r *Redis) commitLocked(live []*request) ([][]Result, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read head: %w", err)
 	}
+	if tail := r.head.Load(); tail > head {
+		// Redis lost data (no AOF): seqs keep rising past what was seen.
+		r.log.Error().Uint64("stored_head", head).Uint64("seen", tail).Msg("event log head went back: Redis lost data")
+		head = tail
+	}
 	// Known dedup keys, in one round trip.
 	var keys []string
 	for _, req := range live {
