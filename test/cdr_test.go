@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"iproc/server"
 )
@@ -388,14 +389,23 @@ func TestCDRRedisRestartedUnderLoad(t *testing.T) {
 
 // A CDR stored but not yet removed when its instance died (simulated by
 // putting it back into the processing list) is taken again at start-up and
-// produces no second event.
+// produces no second event, with the Redis event log and with the embedded
+// one.
 func TestCDRTakenAgainAfterCrashIsStoredOnce(t *testing.T) {
+	for _, local := range []bool{false, true} {
+		t.Run(fmt.Sprintf("local=%v", local), func(t *testing.T) { testCDRTakenAgain(t, local) })
+	}
+}
+
+func testCDRTakenAgain(t *testing.T, local bool) {
 	r := startRedis(t, redisOptions{})
 	rdb := r.Client()
 	const key = "cdr:again"
 	data := t.TempDir()
 	start := func() *testServer {
-		return startServer(t, func(c *server.Config) { c.RedisURL, c.CDRKey, c.DataDir = r.URL, key, data })
+		return startServer(t, func(c *server.Config) {
+			c.RedisURL, c.CDRKey, c.DataDir, c.LocalStore = r.URL, key, data, local
+		})
 	}
 	ts := start()
 	sup, _, _ := subscribed(t, ts, "2001")
@@ -476,4 +486,28 @@ func TestCDRLeftoversOfStoppedInstanceReclaimed(t *testing.T) {
 	if listLen(t, rdb, proc) != 0 {
 		t.Fatal("processing list of the stopped instance not empty")
 	}
+}
+
+// A server with Redis (consumer, Redis log, tail, heartbeats) leaves no
+// goroutine behind when it shuts down.
+func TestCDRServerShutdownLeavesNoGoroutines(t *testing.T) {
+	r := startRedis(t, redisOptions{})
+	rdb := r.Client()
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := goroutines()
+	srv, err := server.New(server.Config{Directory: testDirectory(t), DataDir: t.TempDir(), RedisURL: r.URL, CDRKey: "cdr:leak"},
+		zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.LPush(context.Background(), "cdr:leak", cdrJSON("LEAK-1", "5001")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, "CDR stored", func() bool { return srv.CDRStats().Stored == 1 })
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, "goroutines back to the start", func() bool { return goroutines() <= before })
 }
