@@ -511,3 +511,24 @@ func TestCDRServerShutdownLeavesNoGoroutines(t *testing.T) {
 	}
 	checkFor(t, 10*time.Second, "goroutines back to the start", func() bool { return goroutines() <= before })
 }
+
+// With a password in --redis, the binary consumes CDRs and its logs never
+// show the password.
+func TestCDRRedisPasswordNeverLogged(t *testing.T) {
+	const pw = "s3cret-redis-pw"
+	r := startRedis(t, redisOptions{Password: pw})
+	rdb := r.Client()
+	p := startBinary(t, "", nil, "--directory", writeTestDirectory(t), "--data", t.TempDir(), "--redis", r.URL, "--cdr-key", "cdr:pw", "--log-level", "debug")
+	sup := dial(t, p.WS)
+	sid, _ := sup.login("2001")
+	success(t, sup.request("subscribe", map[string]any{"topics": []string{"dialer.cdr"}}, sid))
+	for _, el := range []string{"garbage", cdrJSON("PW-1", "5001")} {
+		if err := rdb.LPush(context.Background(), "cdr:pw", el).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sup.waitEvent("dialer.cdr")
+	if out := p.output(); strings.Contains(out, pw) || !strings.Contains(out, "dead list") {
+		t.Fatalf("logs: %s", out)
+	}
+}

@@ -18,11 +18,12 @@ import (
 // redisServer is a real redis-server on a free 127.0.0.1 port, run for one
 // test and stopped when it ends.
 type redisServer struct {
-	t    testing.TB
-	addr string
-	URL  string // redis://127.0.0.1:port/0
-	dir  string
-	aof  bool
+	t        testing.TB
+	addr     string
+	URL      string // redis://127.0.0.1:port/0
+	dir      string
+	aof      bool
+	password string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -35,6 +36,9 @@ type redisOptions struct {
 	// Durable turns on the append-only file with fsync on every write, in a
 	// temp folder, so that a Restart keeps the data.
 	Durable bool
+	// Password, when set, is required from clients (requirepass); URL
+	// carries it.
+	Password string
 }
 
 // startRedis starts redis-server. It skips the test when redis-server is
@@ -47,8 +51,11 @@ func startRedis(t testing.TB, opts redisOptions) *redisServer {
 		}
 		t.Skip("redis-server not installed (apt-get install redis-server, or run test/run.sh); skipping")
 	}
-	r := &redisServer{t: t, addr: freePort(t), dir: t.TempDir(), aof: opts.Durable}
+	r := &redisServer{t: t, addr: freePort(t), dir: t.TempDir(), aof: opts.Durable, password: opts.Password}
 	r.URL = "redis://" + r.addr + "/0"
+	if r.password != "" {
+		r.URL = "redis://:" + r.password + "@" + r.addr + "/0"
+	}
 	r.start()
 	t.Cleanup(r.Stop)
 	return r
@@ -58,6 +65,9 @@ func (r *redisServer) start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.addr)
 	args := []string{"--port", port, "--bind", "127.0.0.1", "--dir", r.dir, "--save", "", "--protected-mode", "yes", "--loglevel", "warning"}
+	if r.password != "" {
+		args = append(args, "--requirepass", r.password)
+	}
 	if r.aof {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -74,7 +84,7 @@ func (r *redisServer) start() {
 	r.mu.Lock()
 	r.cmd, r.done, r.logs = cmd, done, logs
 	r.mu.Unlock()
-	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -121,7 +131,7 @@ func (r *redisServer) Restart() {
 // Client returns a go-redis client for the server, closed at the end of
 // the test.
 func (r *redisServer) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: r.addr})
+	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password})
 	r.t.Cleanup(func() { c.Close() })
 	return c
 }
