@@ -188,3 +188,19 @@ func TestClusterSessionsOfStoppedInstanceExpire(t *testing.T) {
 	c := dial(t, b.WS)
 	c.login2("1001", false)
 }
+
+// Logins of one agent sent at the same moment to two instances: exactly
+// one succeeds, the other is asked to confirm.
+func TestClusterSimultaneousLoginsOneWins(t *testing.T) {
+	_, ps := startCluster(t, 2)
+	for _, agent := range []string{"1001", "1002", "1003", "1004", "2001", "3001"} {
+		a, b := dial(t, ps[0].WS), dial(t, ps[1].WS)
+		data := map[string]any{"agent": map[string]any{"id": agent, "password": testPassword}}
+		ida, idb := a.send("prepareSession", data, ""), b.send("prepareSession", data, "")
+		ra, rb := a.response(ida), b.response(idb)
+		results := []any{ra["result"], rb["result"]}
+		if !(results[0] == "success" && results[1] == "confirm") && !(results[0] == "confirm" && results[1] == "success") {
+			t.Fatalf("agent %s: results %v, want one success and one confirm", agent, results)
+		}
+	}
+}

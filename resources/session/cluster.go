@@ -57,6 +57,18 @@ func (r *Registry) catchUp(ctx context.Context) {
 	}
 }
 
+// loginKey is the dedup key of a login's records: the agent and the session
+// opened before it anywhere in the domain ("-" for none). Two logins of one
+// agent racing on two instances both follow the same session, so the log
+// keeps the first and the second learns it lost (its append is a
+// duplicate); logins one after another follow different sessions.
+func loginKey(kind, agentID, prev string) string {
+	if prev == "" {
+		prev = "-"
+	}
+	return "session.login." + kind + ":" + agentID + ":after:" + prev
+}
+
 // remoteOwner reports whether owner is another instance of the domain.
 func (r *Registry) remoteOwner(owner string) bool {
 	return r.instance != "" && owner != "" && owner != r.instance
@@ -109,6 +121,9 @@ func (r *Registry) applyRemote(ev store.Event) {
 		owner = ev.Meta.Origin
 	}
 	r.mu.Lock()
+	if ev.Name == EventSessionOpened {
+		r.lastOpened[agent.ID] = rec.ID
+	}
 	s := r.byID[rec.ID]
 	if s == nil {
 		s = &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, subs: map[string]filter{}}

@@ -67,6 +67,9 @@ type Registry struct {
 	instance string
 	alive    func(string) bool
 	applied  atomic.Uint64 // highest seq Dispatch has seen
+	// lastOpened is the last session opened for each agent anywhere (under
+	// mu); it names the login generation (see loginKey).
+	lastOpened map[string]string
 
 	mu      sync.RWMutex
 	byID    map[string]*Session
@@ -96,6 +99,8 @@ func New(cfg Config) (*Registry, error) {
 		byID:    map[string]*Session{},
 		byAgent: map[string]*Session{},
 		topics:  map[string][]*Session{},
+
+		lastOpened: map[string]string{},
 	}
 	r.dir.Store(cfg.Directory)
 	r.team.init()
@@ -192,15 +197,24 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 	}
 	r.byID[s.ID] = s
 	r.byAgent[agent.ID] = s
+	prev := r.lastOpened[agent.ID]
+	r.lastOpened[agent.ID] = s.ID
 	r.mu.Unlock()
 	opened, _ := json.Marshal(sessionRecord{ID: s.ID, AgentID: agent.ID, TokenHash: s.token, Owner: r.instance})
+	loginState := stateRecord(agent.ID, protocol.StateNotReady, "login", r.now())
+	loginState.DedupKey = loginKey("state", agent.ID, prev)
 	recs := []store.Record{
-		{Name: EventSessionOpened, Data: opened, Meta: store.Meta{AgentID: agent.ID, Origin: r.instance}},
-		stateRecord(agent.ID, protocol.StateNotReady, "login", r.now()),
+		{Name: EventSessionOpened, Data: opened, Meta: store.Meta{AgentID: agent.ID, Origin: r.instance}, DedupKey: loginKey("opened", agent.ID, prev)},
+		loginState,
 	}
-	if _, err := r.log.Append(ctx, recs); err != nil {
+	res, err := r.log.Append(ctx, recs)
+	if err != nil {
 		r.remove(s)
 		return Prepared{}, unavailable(err)
+	}
+	if res[0].Duplicate { // a login on another instance won the race
+		r.remove(s)
+		return Prepared{Confirm: fmt.Sprintf("agent %s already has a session; send prepareSession again with override true to end it and start a new one", agent.ID)}, nil
 	}
 	return Prepared{Session: s, ResumeToken: token}, nil
 }

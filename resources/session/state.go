@@ -42,6 +42,8 @@ type sessionRecord struct {
 const (
 	bucketSession    = "session"
 	bucketAgentState = "agentstate"
+	// bucketLastSession maps an agent to the last session opened for it.
+	bucketLastSession = "lastsession"
 )
 
 func stateRecord(agentID, state, reason string, since time.Time) store.Record {
@@ -67,6 +69,11 @@ func (Projector) Project(kv store.KV, ev store.Event) error {
 		if json.Unmarshal(ev.Data, &rec) != nil || rec.ID == "" {
 			return nil
 		}
+		if ev.Name == EventSessionOpened && rec.AgentID != "" {
+			if err := kv.Put(bucketLastSession, rec.AgentID, []byte(rec.ID)); err != nil {
+				return err
+			}
+		}
 		return kv.Put(bucketSession, rec.ID, ev.Data)
 	case EventSessionClosed:
 		var rec sessionRecord
@@ -88,6 +95,12 @@ func (r *Registry) load() error {
 			if json.Unmarshal(v, &st) == nil && st.AgentID != "" {
 				r.team.states[st.AgentID] = st
 			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := kv.ForEach(bucketLastSession, func(agent string, v []byte) error {
+			r.lastOpened[agent] = string(v)
 			return nil
 		}); err != nil {
 			return err
