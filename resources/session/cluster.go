@@ -69,6 +69,16 @@ func loginKey(kind, agentID, prev string) string {
 	return "session.login." + kind + ":" + agentID + ":after:" + prev
 }
 
+// unopen puts back the last opened session of agentID after the login of
+// session id was not stored.
+func (r *Registry) unopen(agentID, id, prev string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastOpened[agentID] == id {
+		r.lastOpened[agentID] = prev
+	}
+}
+
 // remoteOwner reports whether owner is another instance of the domain.
 func (r *Registry) remoteOwner(owner string) bool {
 	return r.instance != "" && owner != "" && owner != r.instance

@@ -210,10 +210,12 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 	res, err := r.log.Append(ctx, recs)
 	if err != nil {
 		r.remove(s)
+		r.unopen(agent.ID, s.ID, prev)
 		return Prepared{}, unavailable(err)
 	}
 	if res[0].Duplicate { // a login on another instance won the race
 		r.remove(s)
+		r.unopen(agent.ID, s.ID, prev)
 		return Prepared{Confirm: fmt.Sprintf("agent %s already has a session; send prepareSession again with override true to end it and start a new one", agent.ID)}, nil
 	}
 	return Prepared{Session: s, ResumeToken: token}, nil
