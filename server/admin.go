@@ -33,6 +33,8 @@ func (s *Server) adminDirectory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "request.malformed", "could not read the body")
 		return
 	}
+	s.reloadMu.Lock() // one reload at a time, whether PUT or SIGHUP
+	defer s.reloadMu.Unlock()
 	var dir *directory.Directory
 	if len(body) == 0 {
 		dir, err = s.loadDirectory()

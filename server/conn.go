@@ -335,17 +335,15 @@ func (c *conn) readLoop() {
 	c.ws.SetReadLimit(protocol.MaxMessageBytes)
 	_ = c.extendRead()
 	c.ws.SetPongHandler(func(string) error { return c.extendRead() })
+	draining := false
 	for {
 		kind, frame, err := c.ws.ReadMessage()
 		if err != nil {
 			switch {
 			case errors.Is(err, websocket.ErrReadLimit):
 				c.closeWith(websocket.CloseMessageTooBig, "message larger than 64 KiB")
-				// The frame's rest is unread and gorilla reads no further:
-				// discard raw input until the drain deadline so the close
-				// frame is not lost to a connection reset.
-				c.limitDrain()
-				_, _ = io.Copy(io.Discard, c.ws.NetConn())
+				// The frame's rest is unread and gorilla reads no further;
+				// finish drains it so the close frame is not lost.
 			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
 				c.logAt(c.srv.log.Debug()).Err(err).Msg("peer closed")
 				c.closeWith(websocket.CloseNormalClosure, "")
@@ -360,7 +358,13 @@ func (c *conn) readLoop() {
 			return
 		}
 		if c.closing() {
-			continue // draining: requests are no longer answered
+			// Draining: requests are no longer answered, and the drain is
+			// bounded from the first frame seen, however fast the peer sends.
+			if !draining {
+				draining = true
+				c.limitDrain()
+			}
+			continue
 		}
 		_ = c.extendRead()
 		if kind == websocket.TextMessage && !utf8.Valid(frame) {
@@ -376,4 +380,15 @@ func (c *conn) readLoop() {
 		req.Go(func() { c.srv.router.handle(c, frame) })
 		req.Wait()
 	}
+}
+
+// finish closes the socket once both loops are over. Input still unread
+// (a peer that kept sending while the close frame waited for room) is
+// discarded for up to closeDrain first: closing a socket with unread input
+// resets the connection, and the peer would lose the close frame.
+func (c *conn) finish() {
+	nc := c.ws.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(closeDrain))
+	_, _ = io.Copy(io.Discard, nc)
+	_ = nc.Close()
 }

@@ -53,18 +53,34 @@ func (c *conn) writeFrames(frames [][]byte) error {
 			c.srv.writeBufs.Put(bp)
 		}
 	}()
-	c.srv.metrics.framesOut.Add(float64(len(frames)))
-	for _, f := range frames {
+	// written counts frames once they went out (metrics, latency).
+	from := 0
+	written := func(to int) {
+		c.srv.metrics.framesOut.Add(float64(to - from))
+		for _, f := range frames[from:to] {
+			c.srv.wrote(f)
+		}
+		from = to
+	}
+	for i, f := range frames {
 		if len(buf) > 0 && len(buf)+len(f)+10 > cap(buf) {
-			if err := c.writeAll(buf); err != nil || c.closing() {
+			if err := c.writeAll(buf); err != nil {
 				return err
+			}
+			written(i)
+			if c.closing() {
+				return nil
 			}
 			buf = buf[:0]
 		}
 		buf = frameHeader(buf, len(f))
 		buf = append(buf, f...)
 	}
-	return c.writeAll(buf)
+	if err := c.writeAll(buf); err != nil {
+		return err
+	}
+	written(len(frames))
+	return nil
 }
 
 // writeAll writes p with one write under the write deadline. A deadline that

@@ -19,6 +19,10 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "store: " + err.Error()})
 		return
 	}
+	if err := s.redisReady(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "redis: " + err.Error()})
+		return
+	}
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()

@@ -6,7 +6,8 @@ import (
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own (no
-// global state), served at /metrics.
+// global state), served at /metrics. Their names are stable and listed in
+// the README (Metrics); test/metrics_test.go checks what moves them.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -23,6 +24,7 @@ type metrics struct {
 	ingestLatency   *prometheus.HistogramVec
 	deliveryLatency prometheus.Histogram
 	ingestRejected  *prometheus.CounterVec
+	commitToSocket  prometheus.Histogram
 }
 
 func newMetrics(sessions func() float64) *metrics {
@@ -37,14 +39,15 @@ func newMetrics(sessions func() float64) *metrics {
 	m.eventsIn = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iproc_events_in_total", Help: "Notifications accepted and stored, by source."}, []string{"source"})
 	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_duplicates_total", Help: "Notifications answered as duplicates (retried GUIDs)."})
 	m.eventsCommitted = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_events_committed_total", Help: "Events committed to the log (notifications, agent states, session changes)."})
-	m.deliveries = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_events_delivered_total", Help: "Event frames handed to connections."})
+	m.deliveries = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_events_delivered_total", Help: "Event frames written to WebSocket connections (topics, session, team-status and service.info events)."})
 	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_slow_consumer_disconnects_total", Help: "Connections closed with 1013 because their queue overflowed."})
 	m.ingestLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iproc_ingest_seconds", Help: "From request received to durable commit, by source.", Buckets: latencyBuckets}, []string{"source"})
 	m.deliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_delivery_seconds", Help: "From commit to the event being queued on every entitled connection.", Buckets: latencyBuckets})
 	m.ingestRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iproc_ingest_rejected_total", Help: "Ingest requests refused, by HTTP status."}, []string{"status"})
+	m.commitToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_commit_to_socket_seconds", Help: "From durable commit to the event frame written to a WebSocket, per delivery.", Buckets: latencyBuckets})
 	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.framesIn, m.framesOut,
 		m.eventsIn, m.duplicates, m.eventsCommitted, m.deliveries, m.slowConsumers, m.ingestLatency,
-		m.deliveryLatency, m.ingestRejected,
+		m.deliveryLatency, m.ingestRejected, m.commitToSocket,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -38,7 +39,7 @@ func (rt *router) handle(c *conn, frame []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, after := rt.dispatch(ctx, c, &req)
+	resp, after := rt.dispatchSafely(ctx, c, &req)
 	if resp != nil {
 		rt.srv.metrics.requests.WithLabelValues(metricCommand(req.Command), resp.Result).Inc()
 		c.Send(protocol.Marshal(resp))
@@ -46,6 +47,20 @@ func (rt *router) handle(c *conn, frame []byte) {
 	if after != nil {
 		after()
 	}
+}
+
+// dispatchSafely is dispatch with a panic in a handler turned into a
+// server.internal failure (logged with its stack), so that one bad request
+// neither kills the process nor closes the connection.
+func (rt *router) dispatchSafely(ctx context.Context, c *conn, req *protocol.Request) (resp *protocol.Response, after func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.logAt(rt.srv.log.Error()).Str("command", req.Command).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("request handler panicked")
+			r := protocol.Fail(req, protocol.ErrInternal)
+			resp, after = &r, nil
+		}
+	}()
+	return rt.dispatch(ctx, c, req)
 }
 
 // dispatch answers req. The response may be nil when the handler sent it

@@ -26,9 +26,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
+	"iproc/reporting/cdr"
 	"iproc/reporting/journey"
 	"iproc/reporting/store"
 	"iproc/resources/directory"
@@ -79,6 +81,18 @@ type Config struct {
 	Version string
 	// NoGroupCommit turns off group commit in the store (benchmarks only).
 	NoGroupCommit bool
+	// RedisURL (redis://host:port/db), when set, enables the dialer CDR
+	// consumer (SPEC §4.1) and keeps the event log in Redis, shared by the
+	// instances of InstanceDomain (SPEC §8), unless LocalStore. Empty means
+	// no Redis.
+	RedisURL string
+	// CDRKey is the Redis list the dialer pushes CDRs to. Empty means
+	// enigma:notifications:campaigns.
+	CDRKey string
+	// LocalStore keeps the event log in the embedded store even with
+	// RedisURL: Redis then only feeds the CDR consumer, and the instance
+	// does not share state with others.
+	LocalStore bool
 }
 
 func (c *Config) setDefaults() {
@@ -118,11 +132,16 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg      Config
 	log      zerolog.Logger
-	store    *store.Bolt
+	store    eventLog
+	rdb      *redis.Client // nil without RedisURL
+	cdr      *cdr.Consumer // nil without RedisURL
+	instance string        // this instance's name (DataDir/instance-id)
+	cluster  clusterInfo   // set with the Redis log
 	sessions *session.Registry
 	router   *router
 	hub      *hub
 	metrics  *metrics
+	commits  commitClock // commit times of recent seqs, for iproc_commit_to_socket_seconds
 	upgrader websocket.Upgrader
 	// writeBufs holds the connections' write buffers (*[]byte), shared so
 	// that an idle connection holds none.
@@ -166,24 +185,42 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return float64(s.sessions.Count())
 	})
 	s.hub = newHub(s.metrics)
-	st, err := store.OpenBolt(store.BoltConfig{
-		Path:          filepath.Join(cfg.DataDir, "iproc.db"),
-		History:       cfg.History,
-		NoGroupCommit: cfg.NoGroupCommit,
-		Projector:     projectors{journey.Projector{}, session.Projector{}},
-		OnCommit:      s.hub.onCommit,
-		Log:           log.With().Str("component", "store").Logger(),
-	})
+	if cfg.RedisURL != "" {
+		var err error
+		if s.instance, err = instanceID(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
+		}
+		if s.rdb, err = openRedis(cfg.RedisURL); err != nil {
+			return nil, err
+		}
+	}
+	var st eventLog
+	var err error
+	if s.rdb != nil && !cfg.LocalStore {
+		st, err = s.openRedisLog()
+	} else {
+		st, err = store.OpenBolt(store.BoltConfig{
+			Path:          filepath.Join(cfg.DataDir, "iproc.db"),
+			History:       cfg.History,
+			NoGroupCommit: cfg.NoGroupCommit,
+			Projector:     projectors{journey.Projector{}, session.Projector{}},
+			OnCommit:      s.onCommit,
+			Log:           log.With().Str("component", "store").Logger(),
+		})
+	}
 	if err != nil {
+		s.closeRedis()
 		return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
 	}
 	s.store = st
 	s.sessions, err = session.New(session.Config{
 		Log: st, Directory: cfg.Directory, Grace: cfg.SessionGrace,
-		Logger: log.With().Str("component", "sessions").Logger(),
+		Logger:   log.With().Str("component", "sessions").Logger(),
+		Instance: s.cluster.instance, Alive: s.cluster.alive,
 	})
 	if err != nil {
 		st.Close()
+		s.closeRedis()
 		return nil, err
 	}
 	s.hub.start(s.sessions)
@@ -206,6 +243,12 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		defer s.bg.Done()
 		s.sessions.Run(s.ctx)
 	}()
+	if s.rdb != nil {
+		if err := s.startCDR(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -322,7 +365,7 @@ func (s *Server) runConn(c *conn) {
 	c.readLoop()
 	c.closeWith(websocket.CloseNormalClosure, "")
 	c.writers.Wait()
-	_ = c.ws.Close()
+	c.finish()
 	if sess := c.sess.Load(); sess != nil {
 		s.sessions.Detach(sess, c)
 	}
@@ -402,10 +445,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		waitGroup(ctx, &s.connWG)
 		s.cancel()
 		s.bg.Wait()
+		s.stopCDR()
 		if e := s.store.Close(); e != nil && err == nil {
 			err = fmt.Errorf("close store: %w", e)
 		}
 		s.hub.close()
+		s.closeRedis()
 	})
 	return err
 }

@@ -309,7 +309,11 @@ func TestResumeAfterGraceFails(t *testing.T) {
 // A consumer that stops reading is closed with 1013 and, on resume, gets
 // every event it missed, each once.
 func TestSlowConsumerLosesNothing(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) { c.SendQueueSize = 4; c.WriteWait = time.Second })
+	// The write deadline outlasts the posting below, so that the server's
+	// blocked writer is still waiting when the client reads again and the
+	// 1013 close frame reaches it (a shorter one would time the write out
+	// and end the connection without a close frame, 1006).
+	ts := startServer(t, func(c *server.Config) { c.SendQueueSize = 4; c.WriteWait = 30 * time.Second })
 	ws, _, err := websocket.DefaultDialer.Dial(ts.WS, nil)
 	if err != nil {
 		t.Fatal(err)

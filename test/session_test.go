@@ -236,7 +236,7 @@ func TestOriginAllowList(t *testing.T) {
 // A client that stops reading is closed with 1013 once its queue overflows,
 // while another client keeps being served.
 func TestSlowConsumerClosed1013(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) { c.SendQueueSize = 8; c.WriteWait = 8 * time.Second })
+	ts := startServer(t, func(c *server.Config) { c.SendQueueSize = 8; c.WriteWait = 20 * time.Second })
 	slow, _, err := websocket.DefaultDialer.Dial(ts.WS, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +248,11 @@ func TestSlowConsumerClosed1013(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := 0; i < 2000; i++ {
-			_ = slow.SetWriteDeadline(time.Now().Add(time.Second))
+			// A write blocks only once the server stopped reading (it closed
+			// the connection); the deadline ends the writing then, well
+			// within the server's write deadline, so the client reads the
+			// close frame.
+			_ = slow.SetWriteDeadline(time.Now().Add(3 * time.Second))
 			if slow.WriteMessage(websocket.TextMessage, []byte(`{"command":"ping","id":"`+id+`"}`)) != nil {
 				return
 			}
@@ -261,7 +265,7 @@ func TestSlowConsumerClosed1013(t *testing.T) {
 	fastTook := time.Since(start)
 	wg.Wait()
 	// Now read what the slow client got: eventually the close frame.
-	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = slow.SetReadDeadline(time.Now().Add(20 * time.Second))
 	for {
 		_, _, err = slow.ReadMessage()
 		if err != nil {

@@ -206,3 +206,26 @@ func TestNoExternalAssets(t *testing.T) {
 		t.Errorf("embedded %d files, want at least index.html, app.js, iproc-client.js and style.css", n)
 	}
 }
+
+// TestDocumentedIDsExist checks that every element id index.html documents
+// for browser tests (its header comment) is an element of the page.
+func TestDocumentedIDsExist(t *testing.T) {
+	b, err := fs.ReadFile(static, "static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	start, end := strings.Index(page, "<!--"), strings.Index(page, "-->")
+	if start < 0 || end < start {
+		t.Fatal("index.html has no header comment")
+	}
+	ids := regexp.MustCompile(`#([a-z][a-z-]*)`).FindAllStringSubmatch(page[start:end], -1)
+	if len(ids) < 20 {
+		t.Fatalf("only %d documented ids", len(ids))
+	}
+	for _, m := range ids {
+		if !strings.Contains(page[end:], `id="`+m[1]+`"`) {
+			t.Errorf("documented id #%s is not on the page", m[1])
+		}
+	}
+}

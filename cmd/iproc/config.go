@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type options struct {
 	sessionGrace, history                                   time.Duration
 	logLevel                                                zerolog.Level
 	logFormat                                               string
+	demo                                                    bool
 	pprof                                                   string
 }
 
@@ -78,6 +80,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		}
 		vals[s.flag] = fs.String(s.flag, def, usage)
 	}
+	// --demo is the one boolean: `iproc serve --demo` needs no value.
+	envDemo, demoErr := false, error(nil)
+	if e := getenv("IPROC_DEMO"); e != "" {
+		envDemo, demoErr = strconv.ParseBool(e)
+	}
+	demoOn := fs.Bool("demo", envDemo, "run the built-in simulator: demo agents log in and change state, notifications are posted to this server (bundled demo directory only) [IPROC_DEMO]")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -126,10 +134,27 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 			return nil, errors.New("--redis / IPROC_REDIS_URL: not a redis://host:port/db URL")
 		}
 	}
+	if o.cdrKey == "" {
+		return nil, errors.New("--cdr-key / IPROC_CDR_KEY: must not be empty")
+	}
 	if o.instanceDomain == "" {
 		return nil, errors.New("--instance-domain / IPROC_INSTANCE_DOMAIN: must not be empty")
 	}
+	if demoErr != nil && !flagSet(fs, "demo") {
+		return nil, fmt.Errorf("--demo / IPROC_DEMO: %q is not true or false", getenv("IPROC_DEMO"))
+	}
+	o.demo = *demoOn
+	if o.demo && o.directory != "" {
+		return nil, errors.New("--demo / IPROC_DEMO: the simulator drives the bundled demo directory: leave --directory unset")
+	}
 	return o, nil
+}
+
+// flagSet reports whether flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func positiveDuration(flagName, env, s string) (time.Duration, error) {
@@ -165,7 +190,10 @@ func (o *options) serverConfig() (server.Config, error) {
 		cfg.Directory = dir
 	}
 	if o.redis != "" {
-		return cfg, errors.New("--redis / IPROC_REDIS_URL: Redis mode is not available in this build yet")
+		if err := checkRedis(o.redis); err != nil {
+			return cfg, err
+		}
+		cfg.RedisURL, cfg.CDRKey = o.redis, o.cdrKey
 	}
 	return cfg, nil
 }

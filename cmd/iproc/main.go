@@ -121,9 +121,16 @@ func serve(args []string, stderr io.Writer) int {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info().Str("listen", cfg.Addr).Str("data", cfg.DataDir).Str("instance_domain", cfg.InstanceDomain).
-		Bool("tls", cfg.TLSCert != "").Str("version", version).Msg("iproc serving")
+		Bool("tls", cfg.TLSCert != "").Bool("redis", cfg.RedisURL != "").Str("version", version).Msg("iproc serving")
+	stopDemo, err := startDemo(opts, cfg, log)
+	if err != nil {
+		log.Error().Msg(err.Error())
+		_ = srv.Close()
+		return 1
+	}
 	select {
 	case err := <-errc:
+		stopDemo()
 		if err != nil {
 			log.Error().Err(err).Msg("serve failed")
 			_ = srv.Close()
@@ -131,6 +138,7 @@ func serve(args []string, stderr io.Writer) int {
 		}
 	case <-ctx.Done():
 		log.Info().Msg("shutting down")
+		stopDemo()
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 // is called from one goroutine, in seq order, and never blocks on a
 // connection.
 func (r *Registry) Dispatch(ev store.Event) {
+	r.applied.Store(ev.Seq)
 	cache := newEventCache()
 	switch {
 	case protocol.IsTopic(ev.Name):
@@ -33,6 +34,8 @@ func (r *Registry) Dispatch(ev store.Event) {
 		}
 	case ev.Name == EventAgentState:
 		r.dispatchState(ev, cache)
+	case ev.Name == EventSessionOpened, ev.Name == EventSessionSubs, ev.Name == EventSessionClosed:
+		r.applyRemote(ev)
 	}
 }
 

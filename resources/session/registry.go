@@ -44,6 +44,15 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the registry's logs.
 	Logger zerolog.Logger
+	// Instance names this instance when several share the log (cluster
+	// mode): sessions are owned by the instance that made or resumed them,
+	// and session events of other instances update this registry. Empty
+	// means a single instance.
+	Instance string
+	// Alive reports whether an instance is running; the sessions of an
+	// instance that is not are expired by the others after Grace. Nil
+	// means every instance is alive.
+	Alive func(instance string) bool
 }
 
 // Registry holds the sessions of this server.
@@ -54,6 +63,13 @@ type Registry struct {
 	logger zerolog.Logger
 	dir    atomic.Pointer[directory.Directory]
 	limits *failureLimiter
+
+	instance string
+	alive    func(string) bool
+	applied  atomic.Uint64 // highest seq Dispatch has seen
+	// lastOpened is the last session opened for each agent anywhere (under
+	// mu); it names the login generation (see loginKey).
+	lastOpened map[string]string
 
 	mu      sync.RWMutex
 	byID    map[string]*Session
@@ -84,11 +100,14 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		log: cfg.Log, grace: cfg.Grace, now: cfg.Now, logger: cfg.Logger,
-		limits:  newFailureLimiter(cfg.Now),
+		limits:   newFailureLimiter(cfg.Now),
+		instance: cfg.Instance, alive: cfg.Alive,
 		byID:    map[string]*Session{},
 		byAgent: map[string]*Session{},
 		topics:  map[string][]*Session{},
 		own:     map[subKey][]*Session{},
+
+		lastOpened: map[string]string{},
 	}
 	r.dir.Store(cfg.Directory)
 	r.team.init()
@@ -160,6 +179,7 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 		return Prepared{}, protocol.ErrInvalidCredentials
 	}
 	r.limits.succeed(req.Agent.ID)
+	r.catchUp(ctx)
 	r.mu.RLock()
 	old := r.byAgent[agent.ID]
 	r.mu.RUnlock()
@@ -176,7 +196,7 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 		return Prepared{}, fmt.Errorf("session: resume token: %w", err)
 	}
 	_, head := r.log.Bounds()
-	s := &Session{ID: uuid.NewString(), Agent: agent, token: hashToken(token), subs: map[string]filter{}, conn: conn, held: true, lastSeq: head}
+	s := &Session{ID: uuid.NewString(), Agent: agent, token: hashToken(token), subs: map[string]filter{}, conn: conn, held: true, lastSeq: head, owner: r.instance}
 	r.mu.Lock()
 	if cur := r.byAgent[agent.ID]; cur != nil {
 		r.mu.Unlock() // another login of the same agent won the race
@@ -184,15 +204,26 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 	}
 	r.byID[s.ID] = s
 	r.byAgent[agent.ID] = s
+	prev := r.lastOpened[agent.ID]
+	r.lastOpened[agent.ID] = s.ID
 	r.mu.Unlock()
-	opened, _ := json.Marshal(sessionRecord{ID: s.ID, AgentID: agent.ID, TokenHash: s.token})
+	opened, _ := json.Marshal(sessionRecord{ID: s.ID, AgentID: agent.ID, TokenHash: s.token, Owner: r.instance})
+	loginState := stateRecord(agent.ID, protocol.StateNotReady, "login", r.now())
+	loginState.DedupKey = loginKey("state", agent.ID, prev)
 	recs := []store.Record{
-		{Name: EventSessionOpened, Data: opened, Meta: store.Meta{AgentID: agent.ID}},
-		stateRecord(agent.ID, protocol.StateNotReady, "login", r.now()),
+		{Name: EventSessionOpened, Data: opened, Meta: store.Meta{AgentID: agent.ID, Origin: r.instance}, DedupKey: loginKey("opened", agent.ID, prev)},
+		loginState,
 	}
-	if _, err := r.log.Append(ctx, recs); err != nil {
+	res, err := r.log.Append(ctx, recs)
+	if err != nil {
 		r.remove(s)
+		r.unopen(agent.ID, s.ID, prev)
 		return Prepared{}, unavailable(err)
+	}
+	if res[0].Duplicate { // a login on another instance won the race
+		r.remove(s)
+		r.unopen(agent.ID, s.ID, prev)
+		return Prepared{Confirm: fmt.Sprintf("agent %s already has a session; send prepareSession again with override true to end it and start a new one", agent.ID)}, nil
 	}
 	return Prepared{Session: s, ResumeToken: token}, nil
 }
@@ -235,9 +266,13 @@ func (r *Registry) end(ctx context.Context, s *Session, reason string) error {
 	s.mu.Unlock()
 	r.remove(s)
 	closed, _ := json.Marshal(map[string]string{"id": s.ID, "reason": reason})
+	// A session ends once: the dedup keys keep instances that expire the
+	// same orphaned session at once from logging it out twice.
+	loggedOut := stateRecord(s.Agent.ID, protocol.StateLoggedOut, reason, r.now())
+	loggedOut.DedupKey = "session.loggedout:" + s.ID
 	recs := []store.Record{
-		{Name: EventSessionClosed, Data: closed, Meta: store.Meta{AgentID: s.Agent.ID}},
-		stateRecord(s.Agent.ID, protocol.StateLoggedOut, reason, r.now()),
+		{Name: EventSessionClosed, Data: closed, Meta: store.Meta{AgentID: s.Agent.ID, Origin: r.instance}, DedupKey: "session.closed:" + s.ID},
+		loggedOut,
 	}
 	if _, err := r.log.Append(ctx, recs); err != nil {
 		return unavailable(err)
@@ -282,6 +317,8 @@ func (r *Registry) expire(ctx context.Context) {
 		s.mu.Lock()
 		if s.conn == nil && !s.ended && !s.detachedAt.IsZero() && now.Sub(s.detachedAt) >= r.grace {
 			due = append(due, s)
+		} else if r.orphanedLocked(s, now) {
+			due = append(due, s)
 		}
 		s.mu.Unlock()
 	}
@@ -310,6 +347,7 @@ type Resumed struct {
 // the answer, then calls Replay, which sends the missed events and lets live
 // ones flow.
 func (r *Registry) Resume(req ResumeRequest, conn Conn) (*Session, Resumed, error) {
+	r.catchUp(context.Background())
 	s, ok := r.Get(req.ID)
 	if !ok || req.ResumeToken == "" || subtle.ConstantTimeCompare([]byte(hashToken(req.ResumeToken)), []byte(s.token)) != 1 {
 		return nil, Resumed{}, protocol.ErrNotResumable
@@ -324,7 +362,11 @@ func (r *Registry) Resume(req ResumeRequest, conn Conn) (*Session, Resumed, erro
 	s.conn, s.detachedAt = conn, time.Time{}
 	s.held, s.heldEvents, s.heldLost = true, nil, false
 	s.lastSeq = req.Since
+	claimed := r.claimLocked(s)
 	s.mu.Unlock()
+	if claimed {
+		r.announce(s)
+	}
 	// Recovered unless events after since were pruned from the history.
 	recovered := req.Since >= head || (oldest > 0 && req.Since+1 >= oldest)
 	return s, Resumed{Recovered: recovered, Seq: head}, nil

@@ -55,6 +55,8 @@ type Session struct {
 	heldLost   bool              // heldEvents overflowed
 	detachedAt time.Time         // zero while attached
 	ended      bool
+	owner      string    // instance the session is attached to (cluster mode)
+	orphanedAt time.Time // when its owner was first seen not alive
 }
 
 type heldEvent struct {

@@ -35,11 +35,15 @@ type sessionRecord struct {
 	TokenHash string                       `json:"tokenHash"`
 	Subs      map[string]map[string]string `json:"subs,omitempty"`
 	Watching  bool                         `json:"watching,omitempty"`
+	// Owner is the instance the session is attached to (cluster mode).
+	Owner string `json:"owner,omitempty"`
 }
 
 const (
 	bucketSession    = "session"
 	bucketAgentState = "agentstate"
+	// bucketLastSession maps an agent to the last session opened for it.
+	bucketLastSession = "lastsession"
 )
 
 func stateRecord(agentID, state, reason string, since time.Time) store.Record {
@@ -64,6 +68,11 @@ func (Projector) Project(kv store.KV, ev store.Event) error {
 		var rec sessionRecord
 		if json.Unmarshal(ev.Data, &rec) != nil || rec.ID == "" {
 			return nil
+		}
+		if ev.Name == EventSessionOpened && rec.AgentID != "" {
+			if err := kv.Put(bucketLastSession, rec.AgentID, []byte(rec.ID)); err != nil {
+				return err
+			}
 		}
 		return kv.Put(bucketSession, rec.ID, ev.Data)
 	case EventSessionClosed:
@@ -90,6 +99,12 @@ func (r *Registry) load() error {
 		}); err != nil {
 			return err
 		}
+		if err := kv.ForEach(bucketLastSession, func(agent string, v []byte) error {
+			r.lastOpened[agent] = string(v)
+			return nil
+		}); err != nil {
+			return err
+		}
 		return kv.ForEach(bucketSession, func(_ string, v []byte) error {
 			var rec sessionRecord
 			if json.Unmarshal(v, &rec) == nil && rec.ID != "" {
@@ -108,7 +123,10 @@ func (r *Registry) load() error {
 		if !ok {
 			continue
 		}
-		s := &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, subs: map[string]filter{}, detachedAt: now, watching: rec.Watching}
+		s := &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, subs: map[string]filter{}, detachedAt: now, watching: rec.Watching, owner: rec.Owner}
+		if r.remoteOwner(rec.Owner) {
+			s.detachedAt = time.Time{} // the owner's to expire
+		}
 		for topic, f := range rec.Subs {
 			s.subs[topic] = filter(f)
 			r.addSub(topic, s)
@@ -236,7 +254,7 @@ func (r *Registry) Unsubscribe(ctx context.Context, s *Session, req SubscribeReq
 // persist commits the session's subscriptions and watch flag.
 func (r *Registry) persist(ctx context.Context, s *Session) error {
 	s.mu.Lock()
-	rec := sessionRecord{ID: s.ID, AgentID: s.Agent.ID, TokenHash: s.token, Watching: s.watching, Subs: map[string]map[string]string{}}
+	rec := sessionRecord{ID: s.ID, AgentID: s.Agent.ID, TokenHash: s.token, Watching: s.watching, Subs: map[string]map[string]string{}, Owner: s.owner}
 	for t, f := range s.subs {
 		if f == nil {
 			f = filter{} // persisted as {} as before
@@ -245,7 +263,7 @@ func (r *Registry) persist(ctx context.Context, s *Session) error {
 	}
 	s.mu.Unlock()
 	data, _ := json.Marshal(rec)
-	if _, err := r.log.Append(ctx, []store.Record{{Name: EventSessionSubs, Data: data, Meta: store.Meta{AgentID: s.Agent.ID}}}); err != nil {
+	if _, err := r.log.Append(ctx, []store.Record{{Name: EventSessionSubs, Data: data, Meta: store.Meta{AgentID: s.Agent.ID, Origin: r.instance}}}); err != nil {
 		return unavailable(err)
 	}
 	return nil

@@ -19,16 +19,21 @@ type teamStatus struct {
 	mu       sync.Mutex
 	states   map[string]agentState            // agent id → latest state
 	watchers map[string]map[*Session]struct{} // team id → watching sessions
+	// watching holds every watching session, also those in no team (yet):
+	// a directory reload may give them one.
+	watching map[*Session]struct{}
 }
 
 func (t *teamStatus) init() {
 	t.states = map[string]agentState{}
 	t.watchers = map[string]map[*Session]struct{}{}
+	t.watching = map[*Session]struct{}{}
 }
 
 // watch indexes s under each of teams; t.mu must be held (or the registry
 // not yet shared).
 func (t *teamStatus) watch(s *Session, teams []directory.Team) {
+	t.watching[s] = struct{}{}
 	for _, team := range teams {
 		set := t.watchers[team.ID]
 		if set == nil {
@@ -40,6 +45,7 @@ func (t *teamStatus) watch(s *Session, teams []directory.Team) {
 }
 
 func (t *teamStatus) unwatchLocked(s *Session) {
+	delete(t.watching, s)
 	for id, set := range t.watchers {
 		delete(set, s)
 		if len(set) == 0 {
@@ -54,19 +60,28 @@ func (t *teamStatus) unwatch(s *Session) {
 	t.unwatchLocked(s)
 }
 
-// member is a team member as team-status events show it.
+// member is a team member as teamadded, memberadded and
+// memberstatuschanged show it (seed 002): every field is always present.
 type member struct {
 	MemberID   string `json:"memberId"`
-	MemberType string `json:"memberType,omitempty"`
-	MemberName string `json:"memberName,omitempty"`
-	Status     string `json:"status,omitempty"`
+	MemberType string `json:"memberType"`
+	MemberName string `json:"memberName"`
+	Status     string `json:"status"`
 	Reason     string `json:"reason"`
 }
 
+// removedMember is a member as memberremoved shows it (seed 002): its id
+// only.
+type removedMember struct {
+	MemberID string `json:"memberId"`
+}
+
+// teamView is data.team of a team-status event; Members is nil for
+// teamchanged and teamremoved, which carry none.
 type teamView struct {
-	TeamID   string    `json:"teamId"`
-	TeamName string    `json:"teamName"`
-	Members  *[]member `json:"members,omitempty"`
+	TeamID   string `json:"teamId"`
+	TeamName string `json:"teamName"`
+	Members  any    `json:"members,omitempty"`
 }
 
 type teamEvent struct {
@@ -89,12 +104,6 @@ func memberIDs(team directory.Team) []string {
 	return out
 }
 
-// hasMember reports whether agentID is a member or a supervisor of team,
-// without building the team's member list (it runs per watcher per change).
-func hasMember(team directory.Team, agentID string) bool {
-	return slices.Contains(team.Members, agentID) || slices.Contains(team.Supervisors, agentID)
-}
-
 // memberOf describes agent id with its current state; t.mu must be held.
 func (t *teamStatus) memberOf(dir *directory.Directory, id string) member {
 	m := member{MemberID: id, Status: protocol.StateLoggedOut}
@@ -107,35 +116,76 @@ func (t *teamStatus) memberOf(dir *directory.Directory, id string) member {
 	return m
 }
 
-func teamFrame(name string, seq uint64, watcher string, team directory.Team, members []member) []byte {
-	view := teamView{TeamID: team.ID, TeamName: team.Name}
-	if members != nil {
-		view.Members = &members
-	}
-	data, _ := json.Marshal(teamEvent{AgentID: watcher, Team: view})
+// teamFrame encodes a team-status event for watcher; members is a
+// []member, a []removedMember, or nil for an event without members.
+func teamFrame(name string, seq uint64, watcher string, team directory.Team, members any) []byte {
+	data, _ := json.Marshal(teamEvent{AgentID: watcher, Team: teamView{TeamID: team.ID, TeamName: team.Name, Members: members}})
 	return protocol.EventFrame(name, seq, data)
 }
 
 // memberStatusFrames returns a memberstatuschanged frame for each team
 // watcher s watches that holds the agent of st.
 func (r *Registry) memberStatusFrames(s *Session, seq uint64, st agentState) [][]byte {
-	dir := r.Directory()
+	return newStatusEncoder(r.Directory(), seq, st).frames(s.Agent.ID)
+}
+
+// statusEncoder builds the memberstatuschanged frames of one agent-state
+// event for any number of watchers: data.team is encoded once per team,
+// and only data.agentId differs between watchers.
+type statusEncoder struct {
+	dir        *directory.Directory
+	seq        uint64
+	st         agentState
+	agentTeams []directory.Team           // the teams the agent belongs to or supervises
+	teams      map[string]json.RawMessage // team id → encoded data.team
+}
+
+func newStatusEncoder(dir *directory.Directory, seq uint64, st agentState) *statusEncoder {
+	return &statusEncoder{dir: dir, seq: seq, st: st, agentTeams: dir.TeamsOf(st.AgentID)}
+}
+
+// frames returns a frame for each team that both watcher and the agent
+// belong to (as members or supervisors), found by team id without scanning
+// the members.
+func (e *statusEncoder) frames(watcher string) [][]byte {
+	if len(e.agentTeams) == 0 {
+		return nil
+	}
 	var frames [][]byte
-	for _, team := range dir.TeamsOf(s.Agent.ID) {
-		if !hasMember(team, st.AgentID) {
+	for _, team := range e.dir.TeamsOf(watcher) {
+		if !slices.ContainsFunc(e.agentTeams, func(t directory.Team) bool { return t.ID == team.ID }) {
 			continue
 		}
-		m := member{MemberID: st.AgentID, Status: st.State, Reason: st.Reason}
-		if a, ok := dir.Agent(st.AgentID); ok {
-			m.MemberType, m.MemberName = string(a.Type), a.Name
-		}
-		frames = append(frames, teamFrame(protocol.EventMemberStatusChanged, seq, s.Agent.ID, team, []member{m}))
+		w, _ := json.Marshal(watcher)
+		t := e.team(team)
+		data := make([]byte, 0, len(`{"agentId":,"team":}`)+len(w)+len(t))
+		data = append(append(append(append(append(data, `{"agentId":`...), w...), `,"team":`...), t...), '}')
+		frames = append(frames, protocol.EventFrame(protocol.EventMemberStatusChanged, e.seq, data))
 	}
 	return frames
 }
 
+// team returns data.team for team: its id and name and the agent as its
+// only member.
+func (e *statusEncoder) team(team directory.Team) json.RawMessage {
+	if b, ok := e.teams[team.ID]; ok {
+		return b
+	}
+	m := member{MemberID: e.st.AgentID, Status: e.st.State, Reason: e.st.Reason}
+	if a, ok := e.dir.Agent(e.st.AgentID); ok {
+		m.MemberType, m.MemberName = string(a.Type), a.Name
+	}
+	b, _ := json.Marshal(teamView{TeamID: team.ID, TeamName: team.Name, Members: []member{m}})
+	if e.teams == nil {
+		e.teams = map[string]json.RawMessage{}
+	}
+	e.teams[team.ID] = b
+	return b
+}
+
 // dispatchState applies an agent.state event and delivers it to the agent's
-// own session and to the watchers of its teams.
+// own session (session.stateChanged, as framesFor does) and to the watchers
+// of its teams (memberstatuschanged, encoded once per team for all).
 func (r *Registry) dispatchState(ev store.Event, cache *eventCache) {
 	st, ok := cache.state(ev)
 	if !ok {
@@ -150,13 +200,21 @@ func (r *Registry) dispatchState(ev store.Event, cache *eventCache) {
 		targets[own] = struct{}{}
 	}
 	r.mu.RUnlock()
-	for _, team := range r.Directory().TeamsOf(st.AgentID) {
+	enc := newStatusEncoder(r.Directory(), ev.Seq, st)
+	for _, team := range enc.agentTeams {
 		for s := range r.team.watchers[team.ID] {
 			targets[s] = struct{}{}
 		}
 	}
 	for s := range targets {
-		if frames := r.framesFor(s, ev, cache); len(frames) > 0 {
+		var frames [][]byte
+		if s.Agent.ID == st.AgentID {
+			frames = append(frames, cache.stateChanged(ev, st))
+		}
+		if s.isWatching() {
+			frames = append(frames, enc.frames(s.Agent.ID)...)
+		}
+		if len(frames) > 0 {
 			s.deliver(ev.Seq, frames)
 		}
 	}
@@ -206,13 +264,11 @@ func (r *Registry) SetDirectory(dir *directory.Directory) {
 	r.team.mu.Lock()
 	defer r.team.mu.Unlock()
 	old := r.dir.Swap(dir)
-	watchers := map[*Session]struct{}{}
-	for _, set := range r.team.watchers {
-		for s := range set {
-			watchers[s] = struct{}{}
-		}
+	watchers := make([]*Session, 0, len(r.team.watching))
+	for s := range r.team.watching {
+		watchers = append(watchers, s)
 	}
-	for s := range watchers {
+	for _, s := range watchers {
 		for _, f := range r.reloadFrames(old, dir, s.Agent.ID) {
 			s.send(f)
 		}
@@ -256,10 +312,10 @@ func (r *Registry) reloadFrames(old, cur *directory.Directory, w string) [][]byt
 		if len(added) > 0 {
 			frames = append(frames, teamFrame(protocol.EventMemberAdded, 0, w, t, added))
 		}
-		var removed []member
+		var removed []removedMember
 		for _, id := range memberIDs(before) {
 			if was[id] {
-				removed = append(removed, member{MemberID: id})
+				removed = append(removed, removedMember{MemberID: id})
 			}
 		}
 		if len(removed) > 0 {

@@ -299,7 +299,12 @@ function teamBody(team) {
 
 const memberRow = (tbody, id) => [...tbody.rows].find((r) => r.dataset.member === id);
 
-function upsertMember(tbody, m) {
+/**
+ * upsertMember adds or updates a member row. live is true for a change seen
+ * as it happened; in a snapshot (teamadded, memberadded) the state may be
+ * older than the page, so its time in state is shown as a lower bound (≥).
+ */
+function upsertMember(tbody, m, live) {
   const id = String(m.memberId);
   let row = memberRow(tbody, id);
   if (!row) {
@@ -316,10 +321,11 @@ function upsertMember(tbody, m) {
     row.dataset.reason = reason;
     const since = Date.parse(m.since ?? '');
     row.dataset.since = String(Number.isNaN(since) ? Date.now() : since);
+    row.dataset.approx = !live && Number.isNaN(since) ? '≥' : '';
     row.className = STATUS_CLASS[m.status] ?? 'st-other';
     cell('status').textContent = m.status;
     cell('reason').textContent = reason;
-    cell('time').textContent = hms(Date.now() - Number(row.dataset.since));
+    cell('time').textContent = row.dataset.approx + hms(Date.now() - Number(row.dataset.since));
   }
 }
 
@@ -332,12 +338,12 @@ function applyTeamEvent(name, data) {
     case 'teamadded': {
       const tbody = teamBody(team);
       while (tbody.rows.length > 1) tbody.rows[1].remove();
-      members.forEach((m) => upsertMember(tbody, m));
+      members.forEach((m) => upsertMember(tbody, m, false));
       break;
     }
     case 'memberadded':
     case 'memberstatuschanged':
-      members.forEach((m) => upsertMember(teamBody(team), m));
+      members.forEach((m) => upsertMember(teamBody(team), m, name.endsWith('memberstatuschanged')));
       break;
     case 'memberremoved': {
       const tbody = teams.get(team.teamId);
@@ -357,7 +363,7 @@ function applyTeamEvent(name, data) {
 setInterval(() => {
   const now = Date.now();
   for (const row of $('team-table').querySelectorAll('tr[data-since]')) {
-    row.querySelector('.time').textContent = hms(now - Number(row.dataset.since));
+    row.querySelector('.time').textContent = row.dataset.approx + hms(now - Number(row.dataset.since));
   }
 }, 1000);
 
@@ -456,5 +462,9 @@ client.on('*', (ev) => {
     showCampaigns();
   }
 });
+
+// For the browser's developer console (and browser tests):
+// `await iproc.client.request('ping')`.
+window.iproc = {client};
 
 client.connect();

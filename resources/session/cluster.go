@@ -1,0 +1,217 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"iproc/reporting/store"
+)
+
+// Cluster mode (Config.Instance set): every instance reads every event of
+// the shared log, so each registry knows every session of the domain. A
+// session is owned by the instance its connection is on; the others keep it
+// detached, with no connection, so that prepareSession asks to confirm and
+// override ends it wherever it is, and resumeSession can take it over from
+// any instance. Session events another instance appended are applied here
+// by applyRemote; the owner alone expires a detached session, and a session
+// whose owner stopped beating is expired by the others after the grace
+// period (dedup keys make that happen once).
+
+// announceTimeout bounds the append that tells the other instances a
+// session moved here.
+const announceTimeout = 5 * time.Second
+
+// catchUpWait bounds how long a login or resume waits for this instance to
+// have applied what the domain committed before it.
+const catchUpWait = 2 * time.Second
+
+// committer is implemented by a log shared by several instances: Committed
+// is the highest seq committed by any of them.
+type committer interface {
+	Committed(ctx context.Context) (uint64, error)
+}
+
+// catchUp waits (up to catchUpWait) until Dispatch has seen every event the
+// domain committed before the call, so that a login or resume on this
+// instance sees a session opened on another one just before. It does
+// nothing in single-instance mode.
+func (r *Registry) catchUp(ctx context.Context) {
+	c, ok := r.log.(committer)
+	if r.instance == "" || !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	head, err := c.Committed(ctx)
+	if err != nil {
+		return
+	}
+	for r.applied.Load() < head {
+		select {
+		case <-ctx.Done():
+			r.logger.Warn().Uint64("applied", r.applied.Load()).Uint64("committed", head).Msg("session registry behind the shared log")
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// loginKey is the dedup key of a login's records: the agent and the session
+// opened before it anywhere in the domain ("-" for none). Two logins of one
+// agent racing on two instances both follow the same session, so the log
+// keeps the first and the second learns it lost (its append is a
+// duplicate); logins one after another follow different sessions.
+func loginKey(kind, agentID, prev string) string {
+	if prev == "" {
+		prev = "-"
+	}
+	return "session.login." + kind + ":" + agentID + ":after:" + prev
+}
+
+// unopen puts back the last opened session of agentID after the login of
+// session id was not stored.
+func (r *Registry) unopen(agentID, id, prev string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastOpened[agentID] == id {
+		r.lastOpened[agentID] = prev
+	}
+}
+
+// remoteOwner reports whether owner is another instance of the domain.
+func (r *Registry) remoteOwner(owner string) bool {
+	return r.instance != "" && owner != "" && owner != r.instance
+}
+
+// applyRemote applies a session event appended by another instance: a
+// session opened or moved there (tracked here, detached) or ended there
+// (ended here too, with session.ended to its connection if this instance
+// still had one — the override case).
+func (r *Registry) applyRemote(ev store.Event) {
+	if !r.remoteOwner(ev.Meta.Origin) {
+		return
+	}
+	if ev.Name == EventSessionClosed {
+		var rec struct {
+			ID     string `json:"id"`
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(ev.Data, &rec) != nil || rec.ID == "" {
+			return
+		}
+		s, ok := r.Get(rec.ID)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		if s.ended {
+			s.mu.Unlock()
+			return
+		}
+		s.ended = true
+		if s.conn != nil {
+			s.conn.Send(endedFrame(rec.Reason))
+			s.conn = nil
+		}
+		s.mu.Unlock()
+		r.remove(s)
+		return
+	}
+	var rec sessionRecord
+	if json.Unmarshal(ev.Data, &rec) != nil || rec.ID == "" {
+		return
+	}
+	agent, ok := r.Directory().Agent(rec.AgentID)
+	if !ok {
+		return
+	}
+	owner := rec.Owner
+	if owner == "" {
+		owner = ev.Meta.Origin
+	}
+	r.mu.Lock()
+	if ev.Name == EventSessionOpened {
+		r.lastOpened[agent.ID] = rec.ID
+	}
+	s := r.byID[rec.ID]
+	if s == nil {
+		s = &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, subs: map[string]filter{}}
+		r.byID[s.ID] = s
+		r.byAgent[agent.ID] = s
+	}
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		r.mu.Unlock()
+		return
+	}
+	if owner != r.instance && s.conn != nil {
+		// Resumed on another instance: that connection is the session's
+		// now; this one is left without a session.
+		s.conn = nil
+		s.held, s.heldEvents, s.heldLost = false, nil, false
+	}
+	s.owner, s.detachedAt, s.orphanedAt = owner, time.Time{}, time.Time{}
+	old := s.subs
+	s.subs = make(map[string]filter, len(rec.Subs))
+	for t, f := range rec.Subs {
+		s.subs[t] = filter(f)
+	}
+	s.watching = rec.Watching
+	for t := range old {
+		if _, still := s.subs[t]; !still {
+			r.topics[t] = without(r.topics[t], s)
+		}
+	}
+	for t := range s.subs {
+		if _, had := old[t]; !had {
+			r.topics[t] = append(append([]*Session(nil), r.topics[t]...), s)
+		}
+	}
+	s.mu.Unlock()
+	r.mu.Unlock()
+	r.team.mu.Lock()
+	r.team.unwatchLocked(s)
+	if rec.Watching {
+		r.team.watch(s, r.Directory().TeamsOf(agent.ID))
+	}
+	r.team.mu.Unlock()
+}
+
+// claimLocked makes this instance the owner of s (being resumed here) and
+// reports whether the others must be told; s.mu must be held.
+func (r *Registry) claimLocked(s *Session) bool {
+	if r.instance == "" || s.owner == r.instance {
+		return false
+	}
+	s.owner, s.orphanedAt = r.instance, time.Time{}
+	return true
+}
+
+// announce tells the other instances that s is now attached here, so that
+// they let go of it.
+func (r *Registry) announce(s *Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), announceTimeout)
+	defer cancel()
+	if err := r.persist(ctx, s); err != nil {
+		r.logger.Warn().Err(err).Str("session_id", s.ID).Msg("resumed session not announced to the other instances")
+	}
+}
+
+// orphanedLocked reports whether s, owned by another instance, has had an
+// owner that is not alive for the grace period; s.mu must be held.
+func (r *Registry) orphanedLocked(s *Session, now time.Time) bool {
+	if s.ended || s.conn != nil || r.alive == nil || !r.remoteOwner(s.owner) {
+		return false
+	}
+	if r.alive(s.owner) {
+		s.orphanedAt = time.Time{}
+		return false
+	}
+	if s.orphanedAt.IsZero() {
+		s.orphanedAt = now
+		return false
+	}
+	return now.Sub(s.orphanedAt) >= r.grace
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"iproc/reporting/cdr"
+	"iproc/reporting/journey"
+	"iproc/reporting/store"
+	"iproc/resources/session"
+)
+
+// eventLog is the event log the server writes to: the embedded store or
+// the Redis one.
+type eventLog interface {
+	store.Log
+	// Ping reports whether the log can serve (for /readyz).
+	Ping() error
+}
+
+// redisPingTimeout bounds the Redis check of /readyz.
+const redisPingTimeout = time.Second
+
+// openRedis makes the client of cfg.RedisURL (it connects lazily).
+func openRedis(rawURL string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		// The URL may hold a password: never repeat it.
+		return nil, errors.New("redis: not a valid redis://host:port/db URL")
+	}
+	opts.MaxRetries = -1 // the consumer and the store retry themselves
+	return redis.NewClient(opts), nil
+}
+
+// instanceID returns this instance's name, kept in dataDir/instance-id so
+// that it survives restarts (the CDR consumer's processing list is named
+// after it); it is created on first start.
+func instanceID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "instance-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	host, _ := os.Hostname()
+	id := strings.ReplaceAll(host, ":", "-") + "-" + uuid.NewString()[:8]
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return id, nil
+}
+
+// startCDR starts the dialer CDR consumer on s.rdb.
+func (s *Server) startCDR() error {
+	c, err := cdr.New(cdr.Config{
+		Redis: s.rdb, Key: s.cfg.CDRKey, Instance: s.instance, Log: s.store,
+		Logger: s.log.With().Str("component", "cdr").Logger(),
+		Counted: func(outcome string, n int) {
+			switch outcome {
+			case "stored":
+				s.metrics.eventsIn.WithLabelValues("dialer_cdr").Add(float64(n))
+			case "duplicate":
+				s.metrics.duplicates.Add(float64(n))
+			case "dead":
+				s.metrics.ingestRejected.WithLabelValues("dead_letter").Add(float64(n))
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	s.cdr = c
+	c.Start()
+	return nil
+}
+
+// redisReady reports why Redis, when configured, cannot be used now.
+func (s *Server) redisReady() error {
+	if s.rdb == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisPingTimeout)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("unreachable: %w", err)
+	}
+	if s.cdr != nil {
+		if err := s.cdr.Err(); err != nil {
+			return fmt.Errorf("CDR consumer: %w", err)
+		}
+	}
+	return nil
+}
+
+// stopCDR stops the consumer; it runs before the store closes.
+func (s *Server) stopCDR() {
+	if s.cdr != nil {
+		s.cdr.Stop()
+	}
+}
+
+// closeRedis closes the client; it runs after the store closed.
+func (s *Server) closeRedis() {
+	if s.rdb != nil {
+		_ = s.rdb.Close()
+	}
+}
+
+// CDRStats returns what the CDR consumer did (zero without Redis).
+func (s *Server) CDRStats() cdr.Stats {
+	if s.cdr == nil {
+		return cdr.Stats{}
+	}
+	return s.cdr.Stats()
+}
+
+// clusterInfo is what the session registry needs to share sessions with
+// the other instances of the domain; zero without the Redis log.
+type clusterInfo struct {
+	instance string
+	alive    func(string) bool
+}
+
+// openRedisLog opens the event log shared by the instance domain.
+func (s *Server) openRedisLog() (eventLog, error) {
+	st, err := store.OpenRedis(store.RedisConfig{
+		Client:    s.rdb,
+		Domain:    s.cfg.InstanceDomain,
+		Instance:  s.instance,
+		History:   s.cfg.History,
+		Projector: projectors{journey.Projector{}, session.Projector{}},
+		OnCommit:  s.onCommit,
+		Log:       s.log.With().Str("component", "store").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	s.cluster = clusterInfo{instance: s.instance, alive: st.Alive}
+	return st, nil
+}
+
+// Prefetch implements store.Prefetcher for the projectors that do.
+func (ps projectors) Prefetch(ev store.Event) []store.BucketKey {
+	var keys []store.BucketKey
+	for _, p := range ps {
+		if pf, ok := p.(store.Prefetcher); ok {
+			keys = append(keys, pf.Prefetch(ev)...)
+		}
+	}
+	return keys
+}

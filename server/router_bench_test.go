@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"iproc/resources/session"
+)
+
+// benchConn returns a connection without a socket whose queue is drained by
+// a goroutine, so the router's whole path (decode, dispatch, marshal,
+// enqueue) is measured without network I/O. It is marked as having a writer
+// so that none is started; the drain takes its place.
+func benchConn(b *testing.B, srv *Server) *conn {
+	b.Helper()
+	c := &conn{srv: srv, remote: "127.0.0.1:1", ctx: context.Background(),
+		room: make(chan struct{}, 1), done: make(chan struct{}), writing: true}
+	c.ping = time.AfterFunc(time.Hour, func() {})
+	stop := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		t := time.NewTicker(50 * time.Microsecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				c.mu.Lock()
+				clear(c.queue)
+				c.queue, c.unwritten = c.queue[:0], 0
+				c.mu.Unlock()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		close(stop)
+		<-drained
+		c.ping.Stop()
+	})
+	return c
+}
+
+func benchLogin(b *testing.B, srv *Server, c *conn) *session.Session {
+	b.Helper()
+	var pr session.PrepareRequest
+	pr.Agent.ID, pr.Agent.Password = "1001", internalTestPassword
+	p, err := srv.sessions.Prepare(context.Background(), pr, c.remote, c)
+	if err != nil || p.Session == nil {
+		b.Fatalf("prepare: %v %+v", err, p)
+	}
+	c.sess.Store(p.Session)
+	srv.sessions.Release(context.Background(), p.Session)
+	return p.Session
+}
+
+// BenchmarkRouterPing is decode + dispatch + marshal + enqueue of the
+// cheapest request.
+func BenchmarkRouterPing(b *testing.B) {
+	srv, _ := newInternalServer(b)
+	c := benchConn(b, srv)
+	frame := []byte(`{"command":"ping","id":"42"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.router.handle(c, frame)
+	}
+}
+
+// BenchmarkRouterGetState is a typical session-resource request: decode,
+// authorise the resource, read the agent state from the store, answer.
+func BenchmarkRouterGetState(b *testing.B) {
+	srv, _ := newInternalServer(b)
+	c := benchConn(b, srv)
+	s := benchLogin(b, srv, c)
+	frame := []byte(fmt.Sprintf(`{"command":"getState","resource":%q,"id":"42"}`, s.ID))
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.router.handle(c, frame)
+	}
+}
+
+// BenchmarkRouterSetState includes the durable append (one fsync per group
+// commit) that every state change costs.
+func BenchmarkRouterSetState(b *testing.B) {
+	srv, _ := newInternalServer(b)
+	c := benchConn(b, srv)
+	s := benchLogin(b, srv, c)
+	frames := [][]byte{
+		[]byte(fmt.Sprintf(`{"command":"setState","resource":%q,"id":"1","data":{"state":"not_ready","reason":"32"}}`, s.ID)),
+		[]byte(fmt.Sprintf(`{"command":"setState","resource":%q,"id":"2","data":{"state":"ready"}}`, s.ID)),
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		srv.router.handle(c, frames[i%2])
+		i++
+	}
+}
