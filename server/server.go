@@ -146,6 +146,10 @@ type Server struct {
 	// writeBufs holds the connections' write buffers (*[]byte), shared so
 	// that an idle connection holds none.
 	writeBufs sync.Pool
+	// infoFrame is the service.info event, the same for every connection:
+	// encoded once, and not on the connection's goroutine, whose stack
+	// would grow for it and stay grown while the connection idles.
+	infoFrame []byte
 	// bodyBufs holds ingest body buffers (*bytes.Buffer).
 	bodyBufs sync.Pool
 	origins  map[string]bool
@@ -237,6 +241,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return &b
 	}
 	s.bodyBufs.New = func() any { return new(bytes.Buffer) }
+	s.infoFrame = s.serviceInfo()
 	s.handler = s.routes()
 	s.bg.Add(1)
 	go func() {
@@ -361,7 +366,7 @@ func (s *Server) runConn(c *conn) {
 	defer s.connWG.Done()
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
-	c.Send(s.serviceInfo())
+	c.Send(s.infoFrame)
 	c.readLoop()
 	c.closeWith(websocket.CloseNormalClosure, "")
 	c.writers.Wait()

@@ -111,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.profDir, "profile-dir", "", "with -pprof: write a CPU profile of the server's measured phase per scenario here")
 	gogc := fs.String("server-gogc", "", "GOGC for the started server (empty: the Go default)")
 	fs.IntVar(&cfg.idle, "idle-sessions", 10000, "idle: sessions logged in and subscribed")
-	fs.DurationVar(&cfg.settle, "settle", 5*time.Second, "idle: wait before reading the server's memory")
+	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "idle: how long the sessions stay idle before the server's memory is read (sampled every 5 s)")
 	fs.IntVar(&cfg.fanoutSubs, "subscribers", 5000, "fanout, saturation: subscribed supervisors")
 	fs.IntVar(&cfg.fanoutRate, "rate", 20, "fanout: notifications per second")
 	fs.IntVar(&cfg.fanoutPost, "fanout-posters", 4, "fanout: concurrent publishers")
