@@ -81,14 +81,8 @@ type Bolt struct {
 	now       func() time.Time
 	log       zerolog.Logger
 
-	// mu guards closed and sends on reqs: Append holds it shared while
-	// sending, Close holds it exclusively while closing reqs, so a send on a
-	// closed channel cannot happen.
-	mu     sync.RWMutex
-	closed bool
-	reqs   chan *request
+	appendQueue // Append's requests to the committer
 
-	isClosed atomic.Bool
 	// inflight counts the Append calls under way; peak, the committer's
 	// own, is inflight as it answered its last batch (commitLoop).
 	inflight atomic.Int64
@@ -142,18 +136,18 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
 	}
 	b := &Bolt{
-		db:         db,
-		history:    cfg.History,
-		maxBatch:   cfg.MaxBatch,
-		noGroup:    cfg.NoGroupCommit,
-		projector:  cfg.Projector,
-		onCommit:   cfg.OnCommit,
-		now:        cfg.Now,
-		log:        cfg.Log,
-		reqs:       make(chan *request, requestQueue),
-		stop:       make(chan struct{}),
-		commitDone: make(chan struct{}),
-		pruneDone:  make(chan struct{}),
+		db:          db,
+		history:     cfg.History,
+		maxBatch:    cfg.MaxBatch,
+		noGroup:     cfg.NoGroupCommit,
+		projector:   cfg.Projector,
+		onCommit:    cfg.OnCommit,
+		now:         cfg.Now,
+		log:         cfg.Log,
+		appendQueue: newAppendQueue(),
+		stop:        make(chan struct{}),
+		commitDone:  make(chan struct{}),
+		pruneDone:   make(chan struct{}),
 	}
 	if err := b.init(); err != nil {
 		db.Close()
@@ -265,11 +259,7 @@ func (b *Bolt) Ping() error {
 // is idempotent; later calls return the first call's result.
 func (b *Bolt) Close() error {
 	b.closeOnce.Do(func() {
-		b.mu.Lock()
-		b.closed = true
-		b.isClosed.Store(true)
-		close(b.reqs) // no sender holds mu, and none will send again
-		b.mu.Unlock()
+		b.closeQueue()
 		<-b.commitDone
 		close(b.stop)
 		<-b.pruneDone

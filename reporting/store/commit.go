@@ -46,25 +46,7 @@ func (b *Bolt) Append(ctx context.Context, recs []Record) ([]Result, error) {
 	}
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
-	req := &request{ctx: ctx, recs: recs, reply: make(chan reply, 1)}
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	select {
-	case b.reqs <- req:
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	b.mu.RUnlock()
-	select {
-	case r := <-req.reply:
-		return r.res, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return b.submit(ctx, recs)
 }
 
 // maxLinger bounds how long the committer waits for more requests after a

@@ -76,15 +76,12 @@ type Redis struct {
 	now       func() time.Time
 	log       zerolog.Logger
 
-	mu     sync.RWMutex // as in Bolt: guards closed and sends on reqs
-	closed bool
-	reqs   chan *request
+	appendQueue // Append's requests to the committer
 
-	isClosed atomic.Bool
-	head     atomic.Uint64 // the highest seq the tail handed to OnCommit
-	oldest   atomic.Uint64
-	tailErr  atomic.Pointer[error]
-	alive    atomic.Pointer[map[string]bool]
+	head    atomic.Uint64 // the highest seq the tail handed to OnCommit
+	oldest  atomic.Uint64
+	tailErr atomic.Pointer[error]
+	alive   atomic.Pointer[map[string]bool]
 
 	stop       chan struct{}
 	commitDone chan struct{}
@@ -115,11 +112,11 @@ func OpenRedis(cfg RedisConfig) (*Redis, error) {
 		rdb: cfg.Client, prefix: "iproc:" + cfg.Domain + ":", instance: cfg.Instance,
 		history: cfg.History, maxBatch: cfg.MaxBatch, projector: cfg.Projector,
 		onCommit: cfg.OnCommit, now: cfg.Now, log: cfg.Log,
-		reqs:       make(chan *request, requestQueue),
-		stop:       make(chan struct{}),
-		commitDone: make(chan struct{}),
-		tailDone:   make(chan struct{}),
-		beatDone:   make(chan struct{}),
+		appendQueue: newAppendQueue(),
+		stop:        make(chan struct{}),
+		commitDone:  make(chan struct{}),
+		tailDone:    make(chan struct{}),
+		beatDone:    make(chan struct{}),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), redisOpTimeout)
 	defer cancel()
@@ -276,11 +273,7 @@ func (r *Redis) Alive(instance string) bool {
 // goroutines. The client stays open. It is idempotent.
 func (r *Redis) Close() error {
 	r.closeOnce.Do(func() {
-		r.mu.Lock()
-		r.closed = true
-		r.isClosed.Store(true)
-		close(r.reqs)
-		r.mu.Unlock()
+		r.closeQueue()
 		<-r.commitDone
 		close(r.stop)
 		<-r.tailDone

@@ -23,25 +23,7 @@ func (r *Redis) Append(ctx context.Context, recs []Record) ([]Result, error) {
 		}
 		return []Result{}, nil
 	}
-	req := &request{ctx: ctx, recs: recs, reply: make(chan reply, 1)}
-	r.mu.RLock()
-	if r.closed {
-		r.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	select {
-	case r.reqs <- req:
-	case <-ctx.Done():
-		r.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	r.mu.RUnlock()
-	select {
-	case rep := <-req.reply:
-		return rep.res, rep.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return r.submit(ctx, recs)
 }
 
 // commitLoop gathers the queued requests (up to maxBatch records) into one
