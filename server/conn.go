@@ -41,6 +41,7 @@ type conn struct {
 	linger     *time.Timer   // the lingering writer's timer, its own
 	finished   bool          // the writer ended the connection: nothing more is written
 	pingWanted bool          // the ping timer fired
+	pong       []byte        // the payload of a peer's ping to answer; nil when none
 	writers    sync.WaitGroup
 	ping       *time.Timer
 	room       chan struct{} // capacity 1: the writer wrote what it took
@@ -123,6 +124,19 @@ func (c *conn) pingDue() {
 	c.pingWanted = true
 	c.startWriterLocked()
 	c.mu.Unlock()
+}
+
+// pongDue is the ping handler: the pong is written by the writer, like
+// every other frame, so that no other goroutine writes to the socket (a
+// pong written from the reader could cut into a frame, or move the
+// writer's deadline). A newer ping replaces an unanswered one (RFC 6455
+// 5.5.3 allows answering only the most recent).
+func (c *conn) pongDue(data string) error {
+	c.mu.Lock()
+	c.pong = append(make([]byte, 0, len(data)), data...) // non-nil even when empty
+	c.startWriterLocked()
+	c.mu.Unlock()
+	return nil
 }
 
 // push appends frame to the queue unless SendQueueSize frames are already
@@ -260,9 +274,11 @@ func (c *conn) flush() {
 		}
 		ping := c.pingWanted
 		c.pingWanted = false
+		pong := c.pong
+		c.pong = nil
 		batch := c.queue
 		c.queue, c.spare = c.spare[:0], nil
-		if len(batch) == 0 && !ping {
+		if len(batch) == 0 && !ping && pong == nil {
 			c.spare = batch
 			if c.wake == nil {
 				c.wake = make(chan struct{}, 1)
@@ -276,7 +292,10 @@ func (c *conn) flush() {
 		}
 		c.mu.Unlock()
 		var err error
-		if ping {
+		if pong != nil {
+			err = c.ws.WriteControl(websocket.PongMessage, pong, time.Now().Add(c.srv.cfg.WriteWait))
+		}
+		if ping && err == nil {
 			if err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteWait)); err == nil {
 				c.ping.Reset(c.srv.cfg.PingPeriod)
 			}
@@ -335,6 +354,10 @@ func (c *conn) readLoop() {
 	c.ws.SetReadLimit(protocol.MaxMessageBytes)
 	_ = c.extendRead()
 	c.ws.SetPongHandler(func(string) error { return c.extendRead() })
+	c.ws.SetPingHandler(c.pongDue)
+	// The peer's close is answered by the writer (closeWith below), not by
+	// gorilla's default handler, which would write from this goroutine.
+	c.ws.SetCloseHandler(func(int, string) error { return nil })
 	draining := false
 	for {
 		kind, frame, err := c.ws.ReadMessage()
@@ -344,7 +367,7 @@ func (c *conn) readLoop() {
 				c.closeWith(websocket.CloseMessageTooBig, "message larger than 64 KiB")
 				// The frame's rest is unread and gorilla reads no further;
 				// finish drains it so the close frame is not lost.
-			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
+			case isCloseFrame(err):
 				c.logAt(c.srv.log.Debug()).Err(err).Msg("peer closed")
 				c.closeWith(websocket.CloseNormalClosure, "")
 			default:
@@ -391,4 +414,11 @@ func (c *conn) finish() {
 	_ = nc.SetReadDeadline(time.Now().Add(closeDrain))
 	_, _ = io.Copy(io.Discard, nc)
 	_ = nc.Close()
+}
+
+// isCloseFrame reports whether err is the peer's close frame, whatever its
+// code: it is answered with a normal close.
+func isCloseFrame(err error) bool {
+	var ce *websocket.CloseError
+	return errors.As(err, &ce)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -65,5 +66,54 @@ func TestPingsAndCloseWithoutParkedWriter(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("not closed")
+	}
+}
+
+// A peer's pings are answered with pongs carrying their payload, written by
+// the writer (an empty payload too), and its close frame is answered with a
+// normal close.
+func TestPeerPingAndCloseAnswered(t *testing.T) {
+	_, hs := newInternalServer(t)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	pongs := make(chan string, 4)
+	ws.SetPongHandler(func(data string) error { pongs <- data; return nil })
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	for _, payload := range []string{"are-you-there", ""} {
+		if err := ws.WriteControl(websocket.PingMessage, []byte(payload), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-pongs:
+			if got != payload {
+				t.Errorf("pong payload %q, want %q", got, payload)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no pong for ping %q", payload)
+		}
+	}
+	msg := websocket.FormatCloseMessage(4000, "bye")
+	if err := ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+			t.Errorf("server answered the close with %v, want 1000", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not answer the close")
 	}
 }
