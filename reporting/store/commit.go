@@ -67,61 +67,25 @@ const maxLinger = time.Millisecond
 // is all it had in flight.
 func (b *Bolt) commitLoop() {
 	defer close(b.commitDone)
+	g := newBatcher(b.reqs, b.maxBatch)
 	var (
-		batch   []*request
-		next    *request // taken from the queue but left for the next batch
-		open    = true
 		lastEnd time.Time
 		linger  time.Duration
 		timer   = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
-	for open || next != nil {
-		batch = batch[:0]
-		if next != nil {
-			batch, next = append(batch, next), nil
-		} else {
-			req, ok := <-b.reqs
-			if !ok {
-				break
-			}
-			batch = append(batch, req)
+	for g.begin() {
+		if !b.noGroup {
+			g.drain()
 		}
-		n := len(batch[0].recs)
-		// take adds req to the batch unless it would overflow it; it
-		// reports whether to keep gathering.
-		take := func(req *request, ok bool) bool {
-			if !ok {
-				open = false
-				return false
-			}
-			if n+len(req.recs) > b.maxBatch {
-				next = req
-				return false
-			}
-			batch = append(batch, req)
-			n += len(req.recs)
-			return true
-		}
-	drain:
-		for !b.noGroup && n < b.maxBatch {
-			select {
-			case req, ok := <-b.reqs:
-				if !take(req, ok) {
-					break drain
-				}
-			default:
-				break drain
-			}
-		}
-		if !b.noGroup && open && next == nil && int64(len(batch)) < b.peak {
+		if !b.noGroup && !g.full() && int64(len(g.batch)) < b.peak {
 			if d := time.Until(lastEnd.Add(linger)); d > 0 {
 				timer.Reset(d)
 			gather:
-				for int64(len(batch)) < b.peak && n < b.maxBatch {
+				for int64(len(g.batch)) < b.peak && g.n < g.max {
 					select {
 					case req, ok := <-b.reqs:
-						if !take(req, ok) {
+						if !g.take(req, ok) {
 							break gather
 						}
 					case <-timer.C:
@@ -132,10 +96,9 @@ func (b *Bolt) commitLoop() {
 			}
 		}
 		start := time.Now()
-		b.commit(batch)
+		b.commit(g.batch)
 		lastEnd = time.Now()
 		linger = min(lastEnd.Sub(start)/2, maxLinger)
-		clear(batch) // drop references to answered requests
 	}
 }
 

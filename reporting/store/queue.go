@@ -55,3 +55,75 @@ func (q *appendQueue) closeQueue() {
 	q.isClosed.Store(true)
 	close(q.reqs) // no sender holds mu, and none will send again
 }
+
+// batcher gathers the requests of one commit from a queue, at most max
+// records, for a log's committer goroutine (which alone uses it).
+type batcher struct {
+	reqs  <-chan *request
+	max   int
+	batch []*request
+	n     int      // records in batch
+	next  *request // taken from the queue but left for the next batch
+	open  bool     // reqs is not closed
+}
+
+func newBatcher(reqs <-chan *request, max int) *batcher {
+	return &batcher{reqs: reqs, max: max, open: true}
+}
+
+// begin starts a batch with the request the last batch left over, or else
+// waits for the next one. It returns false once reqs is closed and drained.
+// A single request larger than max is a batch of its own.
+func (g *batcher) begin() bool {
+	clear(g.batch) // drop references to answered requests
+	g.batch = g.batch[:0]
+	req := g.next
+	g.next = nil
+	if req == nil {
+		if !g.open {
+			return false
+		}
+		var ok bool
+		if req, ok = <-g.reqs; !ok {
+			g.open = false
+			return false
+		}
+	}
+	g.batch, g.n = append(g.batch, req), len(req.recs)
+	return true
+}
+
+// take adds req (ok false: the queue was closed) to the batch unless it
+// would overflow it, then it starts the next batch; it reports whether to
+// keep gathering.
+func (g *batcher) take(req *request, ok bool) bool {
+	if !ok {
+		g.open = false
+		return false
+	}
+	if g.n+len(req.recs) > g.max {
+		g.next = req
+		return false
+	}
+	g.batch = append(g.batch, req)
+	g.n += len(req.recs)
+	return true
+}
+
+// drain takes every request queued at the moment, while the batch has room.
+func (g *batcher) drain() {
+	for g.n < g.max {
+		select {
+		case req, ok := <-g.reqs:
+			if !g.take(req, ok) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// full reports whether the batch can take no more: it holds max records, a
+// request waits for the next batch, or the queue is closed.
+func (g *batcher) full() bool { return g.n >= g.max || g.next != nil || !g.open }

@@ -30,39 +30,10 @@ func (r *Redis) Append(ctx context.Context, recs []Record) ([]Result, error) {
 // commit, like Bolt's, until reqs is closed and drained.
 func (r *Redis) commitLoop() {
 	defer close(r.commitDone)
-	var next *request
-	open := true
-	for open || next != nil {
-		var batch []*request
-		if next != nil {
-			batch, next = append(batch, next), nil
-		} else {
-			req, ok := <-r.reqs
-			if !ok {
-				break
-			}
-			batch = append(batch, req)
-		}
-		n := len(batch[0].recs)
-	drain:
-		for n < r.maxBatch {
-			select {
-			case req, ok := <-r.reqs:
-				if !ok {
-					open = false
-					break drain
-				}
-				if n+len(req.recs) > r.maxBatch {
-					next = req
-					break drain
-				}
-				batch = append(batch, req)
-				n += len(req.recs)
-			default:
-				break drain
-			}
-		}
-		r.commit(batch)
+	g := newBatcher(r.reqs, r.maxBatch)
+	for g.begin() {
+		g.drain()
+		r.commit(g.batch)
 	}
 }
 
