@@ -30,12 +30,7 @@ func TestJourneySurvivesRestartOfTheBinary(t *testing.T) {
 	args := []string{"--directory", dir, "--data", data, "--session-grace", "2m"}
 	const attempt = "9F8E7D6C-5B4A-4392-8170-6F5E4D3C2B1A"
 	p := startBinary(t, "", nil, args...)
-	sup := dial(t, p.WS)
-	supSID, supToken := sup.login("2001")
-	barrier(t, p.URL, sup, supSID, "2001")
-	beginTeams(t, sup, "2001")
-	nextTeamEvent(t, sup)
-	nextTeamEvent(t, sup)
+	sup, supSID, supToken := watchingSupervisor(t, p.WS, p.URL)
 	ann := dial(t, p.WS)
 	annSID, _ := ann.login("1001")
 	success(t, ann.request("setState", map[string]any{"state": "not_ready", "reason": "break-5"}, annSID))
@@ -119,12 +114,7 @@ func TestJourneySurvivesRestartOfTheBinary(t *testing.T) {
 func TestDirectorySIGHUPReloadOfTheBinary(t *testing.T) {
 	path := writeTestDirectory(t)
 	p := startBinary(t, "", nil, "--directory", path, "--data", t.TempDir())
-	sup := dial(t, p.WS)
-	supSID, _ := sup.login("2001")
-	barrier(t, p.URL, sup, supSID, "2001")
-	beginTeams(t, sup, "2001")
-	nextTeamEvent(t, sup)
-	nextTeamEvent(t, sup)
+	sup, supSID, _ := watchingSupervisor(t, p.WS, p.URL)
 
 	if err := os.WriteFile(path, reloadedDirectoryJSON(t), 0o600); err != nil {
 		t.Fatal(err)

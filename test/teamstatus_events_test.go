@@ -367,12 +367,7 @@ func TestDirectoryReloadEachWatcher(t *testing.T) {
 // the watcher was disconnected are replayed in order on resumeSession.
 func TestTeamStatusResumeReplaysChanges(t *testing.T) {
 	ts := startServer(t, nil)
-	sup := dial(t, ts.WS)
-	supSID, token := sup.login("2001")
-	barrier(t, ts.URL, sup, supSID, "2001")
-	beginTeams(t, sup, "2001")
-	nextTeamEvent(t, sup)
-	nextTeamEvent(t, sup)
+	sup, supSID, token := watchingSupervisor(t, ts.WS, ts.URL)
 	ann := dial(t, ts.WS)
 	annSID, _ := ann.login("1001")
 	since := seqOf(t, nextTeamEvent(t, sup))
@@ -432,4 +427,19 @@ func TestDirectoryReloadAdminAuth(t *testing.T) {
 	if status, body := remote(locked, "adm1n-t0ken"); status != 200 || teamName(locked) != "Sales East" {
 		t.Fatalf("remote reload with the token: %d %s", status, body)
 	}
+}
+
+// watchingSupervisor logs supervisor 2001 in on a new connection to wsURL,
+// waits until its login is settled (baseURL takes the barrier's post),
+// begins team status and reads its two teamadded events: what follows are
+// live changes.
+func watchingSupervisor(t *testing.T, wsURL, baseURL string) (*client, string, string) {
+	t.Helper()
+	sup := dial(t, wsURL)
+	sid, token := sup.login("2001")
+	barrier(t, baseURL, sup, sid, "2001")
+	beginTeams(t, sup, "2001")
+	nextTeamEvent(t, sup)
+	nextTeamEvent(t, sup)
+	return sup, sid, token
 }

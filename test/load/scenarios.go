@@ -165,12 +165,7 @@ func (r *runner) fanout(ctx context.Context, sat bool) (map[string]any, error) {
 	s := r.cfg.fanoutSubs
 	var total atomic.Int64
 	m := startMeter(r.t.pid)
-	clients, err := connectAll(ctx, r.wsURL(), s, r.cfg.workers, watchOpts{name: topicCP, total: &total}, func(ctx context.Context, i int, c *wsClient) error {
-		if err := c.login(ctx, supervisorID(i)); err != nil {
-			return err
-		}
-		return c.subscribe(ctx, topicCP)
-	})
+	clients, err := r.subscribeAll(ctx, s, supervisorID, &total)
 	if err != nil {
 		return nil, err
 	}
@@ -289,12 +284,7 @@ func (r *runner) ingest(ctx context.Context) (map[string]any, error) {
 	a := r.cfg.ingestSubs
 	var total atomic.Int64
 	m := startMeter(r.t.pid)
-	clients, err := connectAll(ctx, r.wsURL(), a, r.cfg.workers, watchOpts{name: topicCP, total: &total}, func(ctx context.Context, i int, c *wsClient) error {
-		if err := c.login(ctx, agentID(i)); err != nil {
-			return err
-		}
-		return c.subscribe(ctx, topicCP)
-	})
+	clients, err := r.subscribeAll(ctx, a, agentID, &total)
 	if err != nil {
 		return nil, err
 	}
@@ -350,4 +340,15 @@ func (r *runner) ingest(ctx context.Context) (map[string]any, error) {
 	r.logf("%d posters, %d subscribers: %.0f durable acks/s, ack p50 %.2f p90 %.2f p99 %.2f max %.1f ms, delivered %d, lost %d; client CPU %.2f, server CPU %.2f cores; target ≥ 25,000/s, p99 ≤ 10 ms",
 		r.cfg.posters, a, rate, al.P50, al.P90, al.P99, al.Max, delivered, lost, load.ClientCores, load.ServerCores)
 	return res, nil
+}
+
+// subscribeAll connects n clients, logs client i in as id(i) and subscribes
+// it to ContactProcessed; total counts the notifications they all receive.
+func (r *runner) subscribeAll(ctx context.Context, n int, id func(int) string, total *atomic.Int64) ([]*wsClient, error) {
+	return connectAll(ctx, r.wsURL(), n, r.cfg.workers, watchOpts{name: topicCP, total: total}, func(ctx context.Context, i int, c *wsClient) error {
+		if err := c.login(ctx, id(i)); err != nil {
+			return err
+		}
+		return c.subscribe(ctx, topicCP)
+	})
 }
