@@ -15,6 +15,7 @@ import (
 	"iproc/reporting/cdr"
 	"iproc/reporting/journey"
 	"iproc/reporting/store"
+	"iproc/reporting/teamstatus"
 	"iproc/resources/session"
 )
 
@@ -141,7 +142,7 @@ func (s *Server) openRedisLog() (eventLog, error) {
 		Domain:    s.cfg.InstanceDomain,
 		Instance:  s.instance,
 		History:   s.cfg.History,
-		Projector: projectors{journey.Projector{}, session.Projector{}},
+		Projector: projectors{journey.Projector{}, teamstatus.Projector{}, session.Projector{}},
 		OnCommit:  s.onCommit,
 		Log:       s.log.With().Str("component", "store").Logger(),
 	})

@@ -39,33 +39,34 @@ func (rt *router) handle(c *conn, frame []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, after := rt.dispatchSafely(ctx, c, &req)
-	if resp != nil {
-		rt.srv.metrics.requests.WithLabelValues(metricCommand(req.Command), resp.Result).Inc()
-		c.Send(protocol.Marshal(resp))
+	resp, send := rt.dispatchSafely(ctx, c, &req)
+	rt.srv.metrics.requests.WithLabelValues(metricCommand(req.Command), resp.Result).Inc()
+	reply := protocol.Marshal(resp)
+	if send != nil {
+		send(reply)
+		return
 	}
-	if after != nil {
-		after()
-	}
+	c.Send(reply)
 }
 
 // dispatchSafely is dispatch with a panic in a handler turned into a
 // server.internal failure (logged with its stack), so that one bad request
 // neither kills the process nor closes the connection.
-func (rt *router) dispatchSafely(ctx context.Context, c *conn, req *protocol.Request) (resp *protocol.Response, after func()) {
+func (rt *router) dispatchSafely(ctx context.Context, c *conn, req *protocol.Request) (resp *protocol.Response, send func(reply []byte)) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.logAt(rt.srv.log.Error()).Str("command", req.Command).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("request handler panicked")
 			r := protocol.Fail(req, protocol.ErrInternal)
-			resp, after = &r, nil
+			resp, send = &r, nil
 		}
 	}()
 	return rt.dispatch(ctx, c, req)
 }
 
-// dispatch answers req. The response may be nil when the handler sent it
-// itself; after, when set, runs once the response is queued.
-func (rt *router) dispatch(ctx context.Context, c *conn, req *protocol.Request) (resp *protocol.Response, after func()) {
+// dispatch answers req. When send is set, the encoded response goes to it
+// rather than straight to the connection: the session registry queues it
+// before the events that must follow it (history, a team snapshot).
+func (rt *router) dispatch(ctx context.Context, c *conn, req *protocol.Request) (resp *protocol.Response, send func(reply []byte)) {
 	fail := func(err error) *protocol.Response {
 		r := protocol.Fail(req, rt.toFailure(c, req, err))
 		return &r
@@ -119,12 +120,11 @@ func (rt *router) dispatch(ctx context.Context, c *conn, req *protocol.Request) 
 			}
 			return ok(struct{}{}), nil
 		}
-		success := protocol.Marshal(protocol.Success(req, struct{}{}))
-		if err := rt.sessions.BeginTeamStatus(ctx, s, success); err != nil {
-			rt.log.Warn().Err(err).Str("session_id", s.ID).Msg("persist team-status watch")
+		return ok(struct{}{}), func(reply []byte) {
+			if err := rt.sessions.BeginTeamStatus(ctx, s, reply); err != nil {
+				c.logAt(rt.log.Warn()).Err(err).Msg("persist team-status watch")
+			}
 		}
-		rt.srv.metrics.requests.WithLabelValues(req.Command, protocol.ResultSuccess).Inc()
-		return nil, nil
 	case protocol.CmdCallJourney, protocol.CmdCampaignGroups:
 		s := c.session()
 		if s == nil {
@@ -139,7 +139,7 @@ func (rt *router) dispatch(ctx context.Context, c *conn, req *protocol.Request) 
 	return fail(protocol.Errorf(protocol.CodeUnknownCommand, "unknown command %q", req.Command)), nil
 }
 
-func (rt *router) prepare(ctx context.Context, c *conn, req *protocol.Request) (*protocol.Response, func()) {
+func (rt *router) prepare(ctx context.Context, c *conn, req *protocol.Request) (*protocol.Response, func([]byte)) {
 	if c.session() != nil {
 		r := protocol.Fail(req, protocol.ErrSessionExists)
 		return &r, nil
@@ -149,7 +149,7 @@ func (rt *router) prepare(ctx context.Context, c *conn, req *protocol.Request) (
 		r := protocol.Fail(req, perr)
 		return &r, nil
 	}
-	p, err := rt.sessions.Prepare(ctx, pr, c.remote, c)
+	p, err := rt.sessions.Prepare(ctx, pr, c.remote)
 	if err != nil {
 		r := protocol.Fail(req, rt.toFailure(c, req, err))
 		return &r, nil
@@ -166,10 +166,10 @@ func (rt *router) prepare(ctx context.Context, c *conn, req *protocol.Request) (
 		"resumeToken": p.ResumeToken,
 		"data":        protocol.MaskPasswords(req.Data),
 	})
-	return &r, func() { rt.sessions.Release(c.ctx, p.Session) }
+	return &r, func(reply []byte) { rt.sessions.Attach(c.ctx, p.Session, c, p.From, reply) }
 }
 
-func (rt *router) resume(ctx context.Context, c *conn, req *protocol.Request) (*protocol.Response, func()) {
+func (rt *router) resume(ctx context.Context, c *conn, req *protocol.Request) (*protocol.Response, func([]byte)) {
 	if c.session() != nil {
 		r := protocol.Fail(req, protocol.ErrSessionExists)
 		return &r, nil
@@ -179,7 +179,7 @@ func (rt *router) resume(ctx context.Context, c *conn, req *protocol.Request) (*
 		r := protocol.Fail(req, perr)
 		return &r, nil
 	}
-	s, res, err := rt.sessions.Resume(rr, c)
+	s, res, err := rt.sessions.Resume(ctx, rr)
 	if err != nil {
 		r := protocol.Fail(req, rt.toFailure(c, req, err))
 		return &r, nil
@@ -187,7 +187,7 @@ func (rt *router) resume(ctx context.Context, c *conn, req *protocol.Request) (*
 	c.sess.Store(s)
 	c.logAt(rt.srv.log.Info()).Bool("recovered", res.Recovered).Uint64("since", rr.Since).Msg("session resumed")
 	r := protocol.Success(req, res)
-	return &r, func() { rt.sessions.Replay(c.ctx, s) }
+	return &r, func(reply []byte) { rt.sessions.Attach(c.ctx, s, c, rr.Since, reply) }
 }
 
 func (rt *router) sessionCommand(ctx context.Context, s *session.Session, req *protocol.Request) (any, error) {

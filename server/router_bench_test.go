@@ -48,12 +48,12 @@ func benchLogin(b *testing.B, srv *Server, c *conn) *session.Session {
 	b.Helper()
 	var pr session.PrepareRequest
 	pr.Agent.ID, pr.Agent.Password = "1001", internalTestPassword
-	p, err := srv.sessions.Prepare(context.Background(), pr, c.remote, c)
+	p, err := srv.sessions.Prepare(context.Background(), pr, c.remote)
 	if err != nil || p.Session == nil {
 		b.Fatalf("prepare: %v %+v", err, p)
 	}
 	c.sess.Store(p.Session)
-	srv.sessions.Release(context.Background(), p.Session)
+	srv.sessions.Attach(context.Background(), p.Session, c, p.From, []byte(`{}`))
 	return p.Session
 }
 

@@ -33,6 +33,7 @@ import (
 	"iproc/reporting/cdr"
 	"iproc/reporting/journey"
 	"iproc/reporting/store"
+	"iproc/reporting/teamstatus"
 	"iproc/resources/directory"
 	"iproc/resources/report"
 	"iproc/resources/session"
@@ -207,7 +208,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			Path:          filepath.Join(cfg.DataDir, "iproc.db"),
 			History:       cfg.History,
 			NoGroupCommit: cfg.NoGroupCommit,
-			Projector:     projectors{journey.Projector{}, session.Projector{}},
+			Projector:     projectors{journey.Projector{}, teamstatus.Projector{}, session.Projector{}},
 			OnCommit:      s.onCommit,
 			Log:           log.With().Str("component", "store").Logger(),
 		})
@@ -283,9 +284,6 @@ func (s *Server) routes() http.Handler {
 
 // Handler returns the server's HTTP handler (for httptest and embedding).
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// Sessions returns the session registry.
-func (s *Server) Sessions() *session.Registry { return s.sessions }
 
 func (s *Server) capabilities() map[string]any {
 	return map[string]any{

@@ -204,3 +204,38 @@ func TestClusterSimultaneousLoginsOneWins(t *testing.T) {
 		}
 	}
 }
+
+// An agent whose session moves to another instance keeps an agent's rights
+// there (SPEC §3.6): after resuming on B it receives its own
+// ContactProcessed, but neither another agent's nor a campaign group state,
+// whichever instance they were posted to. (The mirrored session used to be
+// filed among the supervisors' see-everything subscriptions.)
+func TestClusterResumedAgentKeepsAgentRights(t *testing.T) {
+	_, ps := startCluster(t, 2)
+	ann := dial(t, ps[0].WS)
+	sid, token := ann.login("1001")
+	success(t, ann.request("subscribe", map[string]any{"topics": allTopics}, sid))
+	ann.ws.Close()
+	c, resp := resumeOn(t, ps[1].WS, sid, token, 0)
+	success(t, resp)
+	for _, from := range ps {
+		if status, body := post(t, from.URL+pathCP, jsonOf(contactProcessed("RIGHTS-"+from.URL, "ATT-R-"+from.URL, "1002")), nil); status != 200 {
+			t.Fatalf("post: %d %v", status, body)
+		}
+		if status, body := post(t, from.URL+pathCGS, jsonOf(campaignGroupState("6C3B8F7A-1111-4C2B-9C55-0A0B0C0D0E0F", 2)), nil); status != 200 {
+			t.Fatalf("post: %d %v", status, body)
+		}
+	}
+	// Its own event, posted last to each instance, marks the end.
+	for i, from := range ps {
+		guid := fmt.Sprintf("OWN-%d", i)
+		if status, body := post(t, from.URL+pathCP, jsonOf(contactProcessed(guid, "ATT-"+guid, "1001")), nil); status != 200 {
+			t.Fatalf("post: %d %v", status, body)
+		}
+		ev := c.waitEvent("outbound.contactProcessed")
+		if got := ev["data"].(map[string]any)["GSW_MESSAGE_GUID"]; got != guid {
+			t.Fatalf("agent 1001 resumed on B received %v, want only its own (%s)", ev["data"], guid)
+		}
+	}
+	c.noEvent("outbound.campaignGroupState", 0)
+}

@@ -124,8 +124,8 @@ func TestDirectorySIGHUPReloadOfTheBinary(t *testing.T) {
 	}
 	expectTeamEvents(t, sup,
 		"teamchanged 2001 t1 Sales East",
-		"memberadded 2001 t1 Sales East 1004/Agent/Di Hart/logged_out/",
 		"memberremoved 2001 t1 Sales East 1002",
+		"memberadded 2001 t1 Sales East 1004/Agent/Di Hart/logged_out/",
 		"teamadded 2001 t3 Retention 1003/Agent/Cy Dunn/logged_out/ 2001/Supervisor/Sue Pervis/not_ready/login",
 		"teamremoved 2001 t2 Support",
 	)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +29,9 @@ func nextTeamEvent(t *testing.T, c *client) map[string]any {
 	t.Helper()
 	return c.next("a team-status event", isTeamEvent)
 }
+
+// sinceFormat is a member's since: RFC 3339 in UTC with milliseconds.
+var sinceFormat = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 // keys returns the sorted keys of m, comma-joined.
 func keys(m any) string {
@@ -76,7 +80,18 @@ func teamLine(t *testing.T, ev map[string]any) string {
 			ms = append(ms, mm["memberId"].(string))
 			continue
 		}
-		if keys(mm) != "memberId,memberName,memberType,reason,status" {
+		// since (when the state began) is there for every agent seen
+		// since the store began, and only then.
+		wantKeys := "memberId,memberName,memberType,reason,status"
+		if since, has := mm["since"]; has {
+			wantKeys = "memberId,memberName,memberType,reason,since,status"
+			if ts, _ := since.(string); !sinceFormat.MatchString(ts) {
+				t.Fatalf("%s member since %v is not RFC 3339 in UTC with milliseconds: %v", name, since, ev)
+			}
+		} else if mm["status"] != "logged_out" {
+			t.Fatalf("%s member %v in state %v has no since: %v", name, mm["memberId"], mm["status"], ev)
+		}
+		if keys(mm) != wantKeys {
 			t.Fatalf("%s member fields %s: %v", name, keys(mm), ev)
 		}
 		ms = append(ms, strings.Join([]string{mm["memberId"].(string), mm["memberType"].(string), mm["memberName"].(string), mm["status"].(string), mm["reason"].(string)}, "/"))
@@ -322,15 +337,15 @@ func TestDirectoryReloadEachWatcher(t *testing.T) {
 	}
 	expectTeamEvents(t, sup,
 		"teamchanged 2001 t1 Sales East",
-		"memberadded 2001 t1 Sales East 1004/Agent/Di Hart/ready/",
 		"memberremoved 2001 t1 Sales East 1002",
+		"memberadded 2001 t1 Sales East 1004/Agent/Di Hart/ready/",
 		"teamadded 2001 t3 Retention 1003/Agent/Cy Dunn/logged_out/ 2001/Supervisor/Sue Pervis/not_ready/login",
 		"teamremoved 2001 t2 Support",
 	)
 	expectTeamEvents(t, ann,
 		"teamchanged 1001 t1 Sales East",
-		"memberadded 1001 t1 Sales East 1004/Agent/Di Hart/ready/",
 		"memberremoved 1001 t1 Sales East 1002",
+		"memberadded 1001 t1 Sales East 1004/Agent/Di Hart/ready/",
 	)
 	expectTeamEvents(t, bob, "teamremoved 1002 t1 Sales")
 
@@ -355,8 +370,8 @@ func TestDirectoryReloadEachWatcher(t *testing.T) {
 	}
 	expectTeamEvents(t, sup,
 		"teamchanged 2001 t1 Sales",
-		"memberadded 2001 t1 Sales 1002/Agent/Bob Ray/ready/",
 		"memberremoved 2001 t1 Sales 1004",
+		"memberadded 2001 t1 Sales 1002/Agent/Bob Ray/ready/",
 		"teamadded 2001 t2 Support 1003/Agent/Cy Dunn/logged_out/ 1004/Agent/Di Hart/not_ready/7 2001/Supervisor/Sue Pervis/not_ready/login",
 		"teamremoved 2001 t3 Retention",
 	)
@@ -405,9 +420,21 @@ func TestDirectoryReloadAdminAuth(t *testing.T) {
 		ts.Handler().ServeHTTP(rec, req)
 		return rec.Code, rec.Body.String()
 	}
+	// teamName reads team t1's name as a supervisor sees it.
 	teamName := func(ts *testServer) string {
-		d, _ := ts.Sessions().Directory().Team("t1")
-		return d.Name
+		c := dial(t, ts.WS)
+		defer c.ws.Close()
+		sid, _ := c.login2("2001", true)
+		beginTeams(t, c, "2001")
+		name := ""
+		for range 2 {
+			team := nextTeamEvent(t, c)["data"].(map[string]any)["team"].(map[string]any)
+			if team["teamId"] == "t1" {
+				name = team["teamName"].(string)
+			}
+		}
+		success(t, c.request("closeSession", nil, sid))
+		return name
 	}
 
 	open := startServer(t, nil)

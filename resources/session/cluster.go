@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"iproc/reporting/store"
@@ -14,7 +15,8 @@ import (
 // detached, with no connection, so that prepareSession asks to confirm and
 // override ends it wherever it is, and resumeSession can take it over from
 // any instance. Session events another instance appended are applied here
-// by applyRemote; the owner alone expires a detached session, and a session
+// by applyRemote, through the same routing index and team-status report as
+// local sessions; the owner alone expires a detached session, and a session
 // whose owner stopped beating is expired by the others after the grace
 // period (dedup keys make that happen once).
 
@@ -32,8 +34,30 @@ type committer interface {
 	Committed(ctx context.Context) (uint64, error)
 }
 
-// catchUp waits (up to catchUpWait) until Dispatch has seen every event the
-// domain committed before the call, so that a login or resume on this
+// notifier wakes the goroutines waiting for dispatch to move on.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+// wait returns a channel closed at the next notify.
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}
+
+// catchUp waits (up to catchUpWait) until dispatch has applied every event
+// the domain committed before the call, so that a login or resume on this
 // instance sees a session opened on another one just before. It does
 // nothing in single-instance mode.
 func (r *Registry) catchUp(ctx context.Context) {
@@ -47,12 +71,16 @@ func (r *Registry) catchUp(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	for r.applied.Load() < head {
+	for {
+		moved := r.commits.wait()
+		if r.applied.Load() >= head {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			r.logger.Warn().Uint64("applied", r.applied.Load()).Uint64("committed", head).Msg("session registry behind the shared log")
 			return
-		case <-time.After(2 * time.Millisecond):
+		case <-moved:
 		}
 	}
 }
@@ -85,37 +113,31 @@ func (r *Registry) remoteOwner(owner string) bool {
 }
 
 // applyRemote applies a session event appended by another instance: a
-// session opened or moved there (tracked here, detached) or ended there
-// (ended here too, with session.ended to its connection if this instance
-// still had one — the override case).
+// session opened or moved there (tracked here, detached, with its
+// subscriptions and watch) or ended there (ended here too, with
+// session.ended to its connection if this instance still had one — the
+// override case).
 func (r *Registry) applyRemote(ev store.Event) {
 	if !r.remoteOwner(ev.Meta.Origin) {
 		return
 	}
 	if ev.Name == EventSessionClosed {
-		var rec struct {
-			ID     string `json:"id"`
-			Reason string `json:"reason"`
-		}
+		var rec sessionRecord
 		if json.Unmarshal(ev.Data, &rec) != nil || rec.ID == "" {
 			return
 		}
-		s, ok := r.Get(rec.ID)
-		if !ok {
-			return
+		var closed struct {
+			Reason string `json:"reason"`
 		}
-		s.mu.Lock()
-		if s.ended {
+		_ = json.Unmarshal(ev.Data, &closed)
+		if s, ok := r.Get(rec.ID); ok {
+			s.mu.Lock()
+			first := s.endLocked(closed.Reason)
 			s.mu.Unlock()
-			return
+			if first {
+				r.remove(s)
+			}
 		}
-		s.ended = true
-		if s.conn != nil {
-			s.conn.Send(endedFrame(rec.Reason))
-			s.conn = nil
-		}
-		s.mu.Unlock()
-		r.remove(s)
 		return
 	}
 	var rec sessionRecord
@@ -136,7 +158,7 @@ func (r *Registry) applyRemote(ev store.Event) {
 	}
 	s := r.byID[rec.ID]
 	if s == nil {
-		s = &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, subs: map[string]filter{}}
+		s = &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash}
 		r.byID[s.ID] = s
 		r.byAgent[agent.ID] = s
 	}
@@ -153,33 +175,21 @@ func (r *Registry) applyRemote(ev store.Event) {
 		s.held, s.heldEvents, s.heldLost = false, nil, false
 	}
 	s.owner, s.detachedAt, s.orphanedAt = owner, time.Time{}, time.Time{}
-	old := s.subs
-	s.subs = make(map[string]filter, len(rec.Subs))
-	for t, f := range rec.Subs {
-		s.subs[t] = filter(f)
-	}
-	s.watching = rec.Watching
-	for t := range old {
-		if _, still := s.subs[t]; !still {
-			r.topics[t] = without(r.topics[t], s)
-		}
-	}
-	for t := range s.subs {
-		if _, had := old[t]; !had {
-			r.topics[t] = append(append([]*Session(nil), r.topics[t]...), s)
-		}
-	}
 	s.mu.Unlock()
 	r.mu.Unlock()
-	r.team.mu.Lock()
-	r.team.unwatchLocked(s)
+	r.routes.Replace(s, s.viewer(), rec.filters())
 	if rec.Watching {
-		r.team.watch(s, r.Directory().TeamsOf(agent.ID))
+		r.team.Watch(s, agent.ID)
+	} else {
+		r.team.End(s)
 	}
-	r.team.mu.Unlock()
+	if s.Ended() { // ended meanwhile: remove may have run before the lines above
+		r.routes.Remove(s)
+		r.team.End(s)
+	}
 }
 
-// claimLocked makes this instance the owner of s (being resumed here) and
+// claimLocked makes this instance the owner of s (being attached here) and
 // reports whether the others must be told; s.mu must be held.
 func (r *Registry) claimLocked(s *Session) bool {
 	if r.instance == "" || s.owner == r.instance {

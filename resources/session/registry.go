@@ -4,29 +4,28 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
 	"iproc/reporting/store"
+	"iproc/reporting/teamstatus"
 	"iproc/resources/directory"
+	"iproc/resources/routing"
 )
 
-// Internal event names: session lifecycle and agent states are events in the
-// log like notifications, so they persist, replay and cross instances the
-// same way.
+// Internal event names: session lifecycle events are events in the log like
+// notifications, so they persist, replay and cross instances the same way.
+// (Agent states are teamstatus.EventAgentState.)
 const (
-	EventAgentState    = "agent.state"
 	EventSessionOpened = "session.opened"
 	EventSessionSubs   = "session.subscriptions"
 	EventSessionClosed = "session.closed"
@@ -55,34 +54,30 @@ type Config struct {
 	Alive func(instance string) bool
 }
 
-// Registry holds the sessions of this server.
+// Registry holds the sessions of this server (and, in cluster mode, those
+// of the other instances of its domain).
 type Registry struct {
 	log    store.Log
 	grace  time.Duration
 	now    func() time.Time
 	logger zerolog.Logger
 	dir    atomic.Pointer[directory.Directory]
-	limits *failureLimiter
+	limits *loginLimiter
+	routes *routing.Index[*Session]
+	team   *teamstatus.Report[*Session]
 
 	instance string
 	alive    func(string) bool
-	applied  atomic.Uint64 // highest seq Dispatch has seen
-	// lastOpened is the last session opened for each agent anywhere (under
-	// mu); it names the login generation (see loginKey).
-	lastOpened map[string]string
+	applied  atomic.Uint64 // highest seq dispatched
+	// commits wakes catchUp when applied moves (cluster.go).
+	commits *notifier
 
 	mu      sync.RWMutex
 	byID    map[string]*Session
 	byAgent map[string]*Session
-	// topics lists, per topic, the subscribed sessions that see every
-	// event of it (supervisors, team leads); own lists the subscribed agent
-	// sessions by the agent id or extension that events name (subs.go).
-	// Lists are appended to in place and copied on removal, so a list read
-	// under the read lock may be walked after it is released.
-	topics map[string][]*Session
-	own    map[subKey][]*Session
-
-	team teamStatus
+	// lastOpened is the last session opened for each agent anywhere; it
+	// names the login generation (see loginKey).
+	lastOpened map[string]string
 }
 
 // New makes a registry and loads the sessions and agent states the log's
@@ -100,17 +95,16 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		log: cfg.Log, grace: cfg.Grace, now: cfg.Now, logger: cfg.Logger,
-		limits:   newFailureLimiter(cfg.Now),
+		limits:   newLoginLimiter(cfg.Now),
+		routes:   routing.New[*Session](),
+		team:     teamstatus.New[*Session](cfg.Directory),
 		instance: cfg.Instance, alive: cfg.Alive,
-		byID:    map[string]*Session{},
-		byAgent: map[string]*Session{},
-		topics:  map[string][]*Session{},
-		own:     map[subKey][]*Session{},
-
+		commits:    newNotifier(),
+		byID:       map[string]*Session{},
+		byAgent:    map[string]*Session{},
 		lastOpened: map[string]string{},
 	}
 	r.dir.Store(cfg.Directory)
-	r.team.init()
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -119,6 +113,13 @@ func New(cfg Config) (*Registry, error) {
 
 // Directory returns the current directory.
 func (r *Registry) Directory() *directory.Directory { return r.dir.Load() }
+
+// SetDirectory replaces the directory (a reload); team-status watchers are
+// told what changed for them.
+func (r *Registry) SetDirectory(dir *directory.Directory) {
+	r.dir.Store(dir)
+	r.team.SetDirectory(dir, func(s *Session, frames [][]byte) { s.deliver(0, frames) })
+}
 
 // Get returns the session with id.
 func (r *Registry) Get(id string) (*Session, bool) {
@@ -151,12 +152,21 @@ type Prepared struct {
 	Session     *Session
 	ResumeToken string
 	Confirm     string
+	// From is the log position the new session starts after: Attach sends
+	// what was committed since (its own login state among it).
+	From uint64
 }
 
-// Prepare runs the prepareSession flow for a connection from remote. The new
-// session is attached to conn but holds its live events until Release, so
-// the answer goes out first.
-func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote string, conn Conn) (Prepared, error) {
+// confirmMessage asks the user whether to end the agent's other session.
+func confirmMessage(agentID string) string {
+	return fmt.Sprintf("agent %s already has a session; send prepareSession again with override true to end it and start a new one", agentID)
+}
+
+// Prepare runs the prepareSession flow for a client at remote: it checks
+// the credentials (within the login limits), asks to confirm or ends the
+// agent's other session, and makes a new session, not yet attached to a
+// connection (see Attach).
+func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote string) (Prepared, error) {
 	if req.Model != "" && req.Model != protocol.ModelUCCX {
 		return Prepared{}, protocol.Errorf(protocol.CodeUnknownModel, "unknown call model %q: this server offers %q", req.Model, protocol.ModelUCCX)
 	}
@@ -168,70 +178,92 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 		missing = append(missing, "data.agent.password: required")
 	}
 	if len(missing) > 0 {
-		return Prepared{}, protocol.Errorf(protocol.CodeInvalid, "%s", joinSemi(missing))
+		return Prepared{}, protocol.Errorf(protocol.CodeInvalid, "%s", strings.Join(missing, "; "))
 	}
-	if !r.limits.allow(req.Agent.ID, remote) {
+	attempt, ok := r.limits.reserve(req.Agent.ID, remote)
+	if !ok {
 		return Prepared{}, protocol.ErrRateLimited
 	}
 	agent, ok := r.Directory().Authenticate(req.Agent.ID, req.Agent.Password)
 	if !ok {
-		r.limits.fail(req.Agent.ID, remote)
+		attempt.fail()
 		return Prepared{}, protocol.ErrInvalidCredentials
 	}
-	r.limits.succeed(req.Agent.ID)
+	attempt.succeed()
 	r.catchUp(ctx)
 	r.mu.RLock()
 	old := r.byAgent[agent.ID]
 	r.mu.RUnlock()
 	if old != nil && !req.Override {
-		return Prepared{Confirm: fmt.Sprintf("agent %s already has a session; send prepareSession again with override true to end it and start a new one", agent.ID)}, nil
+		return Prepared{Confirm: confirmMessage(agent.ID)}, nil
 	}
 	if old != nil {
 		if err := r.end(ctx, old, protocol.EndOverride); err != nil {
 			return Prepared{}, err
 		}
 	}
+	return r.open(ctx, agent)
+}
+
+// open makes and stores a new session of agent.
+func (r *Registry) open(ctx context.Context, agent directory.Agent) (Prepared, error) {
 	token, err := newToken()
 	if err != nil {
 		return Prepared{}, fmt.Errorf("session: resume token: %w", err)
 	}
 	_, head := r.log.Bounds()
-	s := &Session{ID: uuid.NewString(), Agent: agent, token: hashToken(token), subs: map[string]filter{}, conn: conn, held: true, lastSeq: head, owner: r.instance}
+	s := &Session{ID: newID(), Agent: agent, token: hashToken(token), owner: r.instance}
 	r.mu.Lock()
 	if cur := r.byAgent[agent.ID]; cur != nil {
 		r.mu.Unlock() // another login of the same agent won the race
-		return Prepared{Confirm: fmt.Sprintf("agent %s already has a session; send prepareSession again with override true to end it and start a new one", agent.ID)}, nil
+		return Prepared{Confirm: confirmMessage(agent.ID)}, nil
 	}
 	r.byID[s.ID] = s
 	r.byAgent[agent.ID] = s
 	prev := r.lastOpened[agent.ID]
 	r.lastOpened[agent.ID] = s.ID
 	r.mu.Unlock()
-	opened, _ := json.Marshal(sessionRecord{ID: s.ID, AgentID: agent.ID, TokenHash: s.token, Owner: r.instance})
-	loginState := stateRecord(agent.ID, protocol.StateNotReady, "login", r.now())
+	opened := r.record(EventSessionOpened, s)
+	opened.DedupKey = loginKey("opened", agent.ID, prev)
+	loginState := teamstatus.Record(agent.ID, protocol.StateNotReady, "login", r.now())
 	loginState.DedupKey = loginKey("state", agent.ID, prev)
-	recs := []store.Record{
-		{Name: EventSessionOpened, Data: opened, Meta: store.Meta{AgentID: agent.ID, Origin: r.instance}, DedupKey: loginKey("opened", agent.ID, prev)},
-		loginState,
-	}
-	res, err := r.log.Append(ctx, recs)
-	if err != nil {
+	res, err := r.log.Append(ctx, []store.Record{opened, loginState})
+	if err != nil || res[0].Duplicate { // not stored, or a login on another instance won the race
 		r.remove(s)
 		r.unopen(agent.ID, s.ID, prev)
-		return Prepared{}, unavailable(err)
+		if err != nil {
+			return Prepared{}, unavailable(err)
+		}
+		return Prepared{Confirm: confirmMessage(agent.ID)}, nil
 	}
-	if res[0].Duplicate { // a login on another instance won the race
-		r.remove(s)
-		r.unopen(agent.ID, s.ID, prev)
-		return Prepared{Confirm: fmt.Sprintf("agent %s already has a session; send prepareSession again with override true to end it and start a new one", agent.ID)}, nil
-	}
-	return Prepared{Session: s, ResumeToken: token}, nil
+	return Prepared{Session: s, ResumeToken: token, From: head}, nil
 }
 
-// Release lets live events flow to a session held by Prepare or Resume,
-// after the answer was sent: the events committed since the session was made
-// (its own login state among them) are sent first.
-func (r *Registry) Release(ctx context.Context, s *Session) { r.releaseFrom(ctx, s) }
+// Attach makes c the connection of s and queues on it, in this order:
+// reply (the answer to prepareSession or resumeSession), every event s is
+// entitled to after the log position from, and then live events. It is the
+// one way a connection gets a session. A connection s had before (a
+// half-open peer, say) loses it. If s has ended meanwhile, c gets reply and
+// then session.ended.
+func (r *Registry) Attach(ctx context.Context, s *Session, c Conn, from uint64, reply []byte) {
+	s.mu.Lock()
+	if s.ended {
+		c.Send(reply)
+		c.Send(endedFrame(s.endReason))
+		s.mu.Unlock()
+		return
+	}
+	s.conn, s.detachedAt = c, time.Time{}
+	s.held, s.heldEvents, s.heldLost = true, nil, false
+	s.lastSeq = from
+	claimed := r.claimLocked(s)
+	c.Send(reply)
+	s.mu.Unlock()
+	if claimed {
+		r.announce(s)
+	}
+	r.replay(ctx, s)
+}
 
 // Detach marks the session as disconnected from conn: it stays resumable for
 // the grace period.
@@ -254,32 +286,25 @@ func (r *Registry) Close(ctx context.Context, s *Session) error {
 // becomes logged_out.
 func (r *Registry) end(ctx context.Context, s *Session, reason string) error {
 	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
+	first := s.endLocked(reason)
+	s.mu.Unlock()
+	if !first {
 		return nil
 	}
-	s.ended = true
-	if s.conn != nil {
-		s.conn.Send(endedFrame(reason))
-		s.conn = nil
-	}
-	s.mu.Unlock()
 	r.remove(s)
-	closed, _ := json.Marshal(map[string]string{"id": s.ID, "reason": reason})
+	closed := store.Record{Name: EventSessionClosed, Data: closedData(s.ID, reason), Meta: store.Meta{AgentID: s.Agent.ID, Origin: r.instance}, DedupKey: "session.closed:" + s.ID}
 	// A session ends once: the dedup keys keep instances that expire the
 	// same orphaned session at once from logging it out twice.
-	loggedOut := stateRecord(s.Agent.ID, protocol.StateLoggedOut, reason, r.now())
+	loggedOut := teamstatus.Record(s.Agent.ID, protocol.StateLoggedOut, reason, r.now())
 	loggedOut.DedupKey = "session.loggedout:" + s.ID
-	recs := []store.Record{
-		{Name: EventSessionClosed, Data: closed, Meta: store.Meta{AgentID: s.Agent.ID, Origin: r.instance}, DedupKey: "session.closed:" + s.ID},
-		loggedOut,
-	}
-	if _, err := r.log.Append(ctx, recs); err != nil {
+	if _, err := r.log.Append(ctx, []store.Record{closed, loggedOut}); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
 
+// remove forgets s: its entries in the registry, its subscriptions and its
+// team-status watch.
 func (r *Registry) remove(s *Session) {
 	r.mu.Lock()
 	if r.byID[s.ID] == s {
@@ -288,11 +313,9 @@ func (r *Registry) remove(s *Session) {
 	if r.byAgent[s.Agent.ID] == s {
 		delete(r.byAgent, s.Agent.ID)
 	}
-	for topic := range s.subs {
-		r.removeSub(topic, s)
-	}
 	r.mu.Unlock()
-	r.team.unwatch(s)
+	r.routes.Remove(s)
+	r.team.End(s)
 }
 
 // Run expires detached sessions past the grace period until ctx ends.
@@ -309,6 +332,8 @@ func (r *Registry) Run(ctx context.Context) {
 	}
 }
 
+// expire ends the sessions detached for the grace period, and those of
+// instances that stopped.
 func (r *Registry) expire(ctx context.Context) {
 	now := r.now()
 	var due []*Session
@@ -343,102 +368,24 @@ type Resumed struct {
 	Seq       uint64 `json:"seq"`
 }
 
-// Resume reattaches a session to conn. The session is held: the caller sends
-// the answer, then calls Replay, which sends the missed events and lets live
-// ones flow.
-func (r *Registry) Resume(req ResumeRequest, conn Conn) (*Session, Resumed, error) {
-	r.catchUp(context.Background())
+// Resume checks a resumeSession request and returns the session to attach
+// (Attach, from req.Since) with the answer.
+func (r *Registry) Resume(ctx context.Context, req ResumeRequest) (*Session, Resumed, error) {
+	r.catchUp(ctx)
 	s, ok := r.Get(req.ID)
-	if !ok || req.ResumeToken == "" || subtle.ConstantTimeCompare([]byte(hashToken(req.ResumeToken)), []byte(s.token)) != 1 {
+	if !ok || req.ResumeToken == "" || !tokenMatches(req.ResumeToken, s.token) {
 		return nil, Resumed{}, protocol.ErrNotResumable
 	}
 	oldest, head := r.log.Bounds()
 	s.mu.Lock()
-	if s.ended || (s.conn == nil && !s.detachedAt.IsZero() && r.now().Sub(s.detachedAt) >= r.grace) {
-		s.mu.Unlock()
-		return nil, Resumed{}, protocol.ErrNotResumable
-	}
-	// A live but stale connection (a half-open TCP peer) is taken over.
-	s.conn, s.detachedAt = conn, time.Time{}
-	s.held, s.heldEvents, s.heldLost = true, nil, false
-	s.lastSeq = req.Since
-	claimed := r.claimLocked(s)
+	expired := s.ended || (s.conn == nil && !s.detachedAt.IsZero() && r.now().Sub(s.detachedAt) >= r.grace)
 	s.mu.Unlock()
-	if claimed {
-		r.announce(s)
+	if expired {
+		return nil, Resumed{}, protocol.ErrNotResumable
 	}
 	// Recovered unless events after since were pruned from the history.
 	recovered := req.Since >= head || (oldest > 0 && req.Since+1 >= oldest)
 	return s, Resumed{Recovered: recovered, Seq: head}, nil
-}
-
-// Replay sends the events after the session's position from the log, then
-// the events held meanwhile, then lets live events flow.
-func (r *Registry) Replay(ctx context.Context, s *Session) { r.releaseFrom(ctx, s) }
-
-// releaseFrom reads the log from the session's position to the head, sending
-// what the session is entitled to, until it is caught up; then it ends the
-// hold. Events that arrive while it reads are held and sent after, unless
-// already read (seq at or below the position).
-func (r *Registry) releaseFrom(ctx context.Context, s *Session) {
-	const page = 512
-	for {
-		s.mu.Lock()
-		if s.conn == nil || s.ended {
-			s.held, s.heldEvents, s.heldLost = false, nil, false
-			s.mu.Unlock()
-			return
-		}
-		if s.heldLost { // the held events overflowed: they are read from the log instead
-			s.heldEvents, s.heldLost = nil, false
-		}
-		pos := s.lastSeq
-		_, head := r.log.Bounds()
-		if pos >= head {
-			s.flushHeldLocked()
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		evs, err := r.log.Read(ctx, pos, page)
-		if err != nil {
-			r.logger.Warn().Err(err).Str("session_id", s.ID).Msg("replay read failed; going live")
-			s.mu.Lock()
-			s.flushHeldLocked()
-			s.mu.Unlock()
-			return
-		}
-		if len(evs) == 0 { // pruned meanwhile: nothing retained up to head
-			s.mu.Lock()
-			s.lastSeq = max(s.lastSeq, head)
-			s.mu.Unlock()
-			continue
-		}
-		cache := newEventCache()
-		for _, ev := range evs {
-			frames := r.framesFor(s, ev, cache)
-			s.mu.Lock()
-			c, fresh := s.conn, ev.Seq > s.lastSeq
-			s.mu.Unlock()
-			if c == nil {
-				continue // detached or ended: the next turn of the loop stops
-			}
-			if fresh {
-				for _, f := range frames {
-					// Held: the hub does not send to s, so the replay may
-					// wait for room in the queue without holding s.mu.
-					if !c.SendWait(ctx, f) {
-						return
-					}
-				}
-			}
-			s.mu.Lock()
-			if s.conn == c {
-				s.lastSeq = max(s.lastSeq, ev.Seq)
-			}
-			s.mu.Unlock()
-		}
-	}
 }
 
 func newToken() (string, error) {
@@ -456,25 +403,4 @@ func hashToken(token string) string {
 
 func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", protocol.ErrUnavailable, err)
-}
-
-func without(list []*Session, s *Session) []*Session {
-	out := make([]*Session, 0, len(list))
-	for _, x := range list {
-		if x != s {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func joinSemi(parts []string) string {
-	out := ""
-	for i, p := range parts {
-		if i > 0 {
-			out += "; "
-		}
-		out += p
-	}
-	return out
 }

@@ -1,13 +1,3 @@
-// Package session is iproc's session registry: one session per agent per
-// instance domain, created by prepareSession (with the confirm / override
-// flow), outliving its connection for a grace period so it can be resumed,
-// and the routing of committed events to the sessions entitled to them
-// (topic subscriptions, SPEC §3.6 rights, team-status watches).
-//
-// Concurrency: the Registry's mutex guards only its maps; each Session has its
-// own mutex guarding its connection, subscriptions and delivery position.
-// Events are dispatched from one goroutine (the server's hub) in seq order;
-// delivery never blocks: a Conn enqueues or closes itself.
 package session
 
 import (
@@ -18,6 +8,7 @@ import (
 
 	"iproc/protocol"
 	"iproc/resources/directory"
+	"iproc/resources/routing"
 )
 
 // Conn is the registry's view of a client connection.
@@ -33,28 +24,27 @@ type Conn interface {
 }
 
 // maxHeld bounds the live events a session holds while it is replaying
-// history or waiting for its prepareSession answer to go out. Past it the
-// held events are dropped and read again from the log.
+// history. Past it the held events are dropped and read again from the log.
 const maxHeld = 4096
 
-// Session is one agent's session.
+// Session is one agent's session. Its subscriptions live in the routing
+// index and its team-status watch in the report, keyed by the *Session.
 type Session struct {
 	// ID is the opaque session id (the resource id).
 	ID string
 	// Agent is the agent as it was in the directory at login.
 	Agent directory.Agent
-	token string
+	token string // SHA-256 of the resume token, hex
 
 	mu         sync.Mutex
 	conn       Conn
-	lastSeq    uint64            // highest seq delivered on the current connection
-	subs       map[string]filter // topic → filter
-	watching   bool              // report.teamstatus.begin in force
-	held       bool              // live events are held (replay or pending answer)
-	heldEvents []heldEvent       // bounded by maxHeld
-	heldLost   bool              // heldEvents overflowed
-	detachedAt time.Time         // zero while attached
+	lastSeq    uint64      // highest seq delivered on the current connection
+	held       bool        // live events are held while history is replayed
+	heldEvents []heldEvent // bounded by maxHeld
+	heldLost   bool        // heldEvents overflowed
+	detachedAt time.Time   // zero while attached
 	ended      bool
+	endReason  string
 	owner      string    // instance the session is attached to (cluster mode)
 	orphanedAt time.Time // when its owner was first seen not alive
 }
@@ -64,8 +54,10 @@ type heldEvent struct {
 	frames [][]byte
 }
 
-// filter keeps events whose data has every field equal (as text) to value.
-type filter map[string]string
+// viewer is how the routing index sees the session's agent.
+func (s *Session) viewer() routing.Viewer {
+	return routing.Viewer{AgentID: s.Agent.ID, Extension: s.Agent.Extension, SeesAll: s.Agent.Type.SeesAllTopics()}
+}
 
 // Attached reports whether c is the session's current connection and the
 // session has not ended.
@@ -82,19 +74,8 @@ func (s *Session) Ended() bool {
 	return s.ended
 }
 
-// send enqueues a frame that is not part of the seq stream (session.ended,
-// team snapshots). It reports whether the connection took it.
-func (s *Session) send(frame []byte) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return false
-	}
-	return s.conn.Send(frame)
-}
-
 // deliver sends the frames of the event seq unless this connection already
-// had it. While held, the event is kept for release.
+// had it. While held, the event is kept for the end of the replay.
 func (s *Session) deliver(seq uint64, frames [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -139,30 +120,19 @@ func (s *Session) flushHeldLocked() {
 	}
 }
 
-// subscribed returns the filter for topic and whether the session subscribes.
-func (s *Session) subscribed(topic string) (filter, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.subs[topic]
-	return f, ok
-}
-
-// isWatching reports whether team-status events are wanted.
-func (s *Session) isWatching() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.watching
-}
-
-// Topics returns the session's subscribed topics.
-func (s *Session) Topics() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.subs))
-	for t := range s.subs {
-		out = append(out, t)
+// endLocked marks the session ended for reason and tells its connection;
+// s.mu must be held. It reports false when it had ended already.
+func (s *Session) endLocked(reason string) bool {
+	if s.ended {
+		return false
 	}
-	return out
+	s.ended, s.endReason = true, reason
+	if s.conn != nil {
+		s.conn.Send(endedFrame(reason))
+		s.conn = nil
+	}
+	s.held, s.heldEvents, s.heldLost = false, nil, false
+	return true
 }
 
 // endedFrame is the session.ended event.
