@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -128,7 +129,22 @@ type client struct {
 
 func dial(t testing.TB, url string) *client {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	return dialWith(t, websocket.DefaultDialer, url)
+}
+
+// dialFrom dials from the loopback address local (127.0.0.2, say), so
+// that the server sees another client address.
+func dialFrom(t testing.TB, url, local string) *client {
+	t.Helper()
+	d := *websocket.DefaultDialer
+	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	d.NetDialContext = nd.DialContext
+	return dialWith(t, &d, url)
+}
+
+func dialWith(t testing.TB, d *websocket.Dialer, url string) *client {
+	t.Helper()
+	ws, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}

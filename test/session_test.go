@@ -2,6 +2,7 @@ package test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -303,4 +304,31 @@ func TestShutdownClosesSocketsAndLeavesNoGoroutines(t *testing.T) {
 		}
 	}()
 	checkFor(t, 5*time.Second, "goroutines back to the start", func() bool { return goroutines() <= before+2 })
+}
+
+// Forty wrong passwords for one agent sent at once from one address: at
+// most five are checked (session.invalidCredentials), the rest refused
+// before bcrypt runs (rate.limited). The real agent logging in from another
+// address is not locked out by them.
+func TestConcurrentWrongPasswordsRateLimited(t *testing.T) {
+	ts := startServer(t, nil)
+	conns := make([]*client, 40)
+	ids := make([]string, 40)
+	for i := range conns {
+		conns[i] = dial(t, ts.WS)
+	}
+	for i, c := range conns {
+		ids[i] = c.send("prepareSession", map[string]any{"agent": map[string]any{"id": "1001", "password": "wrong"}}, "")
+	}
+	codes := map[string]int{}
+	for i, c := range conns {
+		resp := c.response(ids[i])
+		f, _ := resp["failure"].(map[string]any)
+		codes[fmt.Sprint(f["code"])]++
+	}
+	if codes["session.invalidCredentials"] > 5 || codes["rate.limited"] < 35 {
+		t.Fatalf("answers to 40 concurrent wrong passwords: %v; want at most 5 checked", codes)
+	}
+	other := dialFrom(t, ts.WS, "127.0.0.2")
+	other.login("1001")
 }

@@ -1,6 +1,9 @@
 package routing
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // FieldText returns the text of the top-level scalar field name of the JSON
 // object data, as filters compare it (SPEC §3.3): a string as it is, a
@@ -126,17 +129,18 @@ func (s *scanner) str() (start, end int, escaped, ok bool) {
 	}
 	start = s.i
 	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '\\':
-			escaped = true
-			s.i += 2
-		case '"':
-			end = s.i
-			s.i++
-			return start, end, escaped, true
-		default:
-			s.i++
+		q := bytes.IndexByte(s.b[s.i:], '"')
+		if q < 0 {
+			break
 		}
+		if bs := bytes.IndexByte(s.b[s.i:s.i+q], '\\'); bs >= 0 {
+			escaped = true
+			s.i += bs + 2 // the escaped character may be a quote
+			continue
+		}
+		end = s.i + q
+		s.i = end + 1
+		return start, end, escaped, true
 	}
 	return 0, 0, false, false
 }
