@@ -86,7 +86,6 @@ func (t Team) MemberIDs() []string {
 type Directory struct {
 	agents    map[string]Agent  // by id
 	agentList []Agent           // sorted by id
-	byExt     map[string]string // extension → agent id
 	teams     map[string]Team   // by id
 	teamList  []Team            // sorted by id
 	teamsOf   map[string][]Team // agent id → teams it is in or supervises, sorted by id
@@ -144,23 +143,6 @@ func (d *Directory) Team(id string) (Team, bool) {
 // Teams returns every team, sorted by id.
 func (d *Directory) Teams() []Team { return slices.Clone(d.teamList) }
 
-// AgentByExtension returns the agent whose extension is ext. The empty
-// extension matches nobody.
-func (d *Directory) AgentByExtension(ext string) (Agent, bool) {
-	id, ok := d.byExt[ext]
-	if !ok {
-		return Agent{}, false
-	}
-	return d.agents[id], true
-}
-
 // TeamsOf returns the teams agentID is a member of or supervises, sorted by
 // id; nil for an unknown agent or one in no team.
 func (d *Directory) TeamsOf(agentID string) []Team { return slices.Clone(d.teamsOf[agentID]) }
-
-// CanSeeAllTopics reports whether agentID is a supervisor or team lead, who
-// may receive every event of every topic (SPEC §3.6). An unknown id cannot.
-func (d *Directory) CanSeeAllTopics(agentID string) bool {
-	a, ok := d.agents[agentID]
-	return ok && a.Type.SeesAllTopics()
-}

@@ -132,9 +132,6 @@ func TestParseOptionalParts(t *testing.T) {
 	if len(d.Teams()) != 0 || d.TeamsOf("1") != nil {
 		t.Errorf("Teams() = %v, TeamsOf(1) = %v; want none", d.Teams(), d.TeamsOf("1"))
 	}
-	if _, ok := d.AgentByExtension(""); ok {
-		t.Error(`AgentByExtension("") matched an agent without extension`)
-	}
 }
 
 func TestTeamsOf(t *testing.T) {
@@ -160,26 +157,10 @@ func TestTeamsOf(t *testing.T) {
 	}
 }
 
-func TestAgentByExtension(t *testing.T) {
-	d := build(t, testAgents(), testTeams())
-	if a, ok := d.AgentByExtension("5002"); !ok || a.ID != "1002" {
-		t.Errorf("AgentByExtension(5002) = %+v, %v; want 1002", a, ok)
-	}
-	if a, ok := d.AgentByExtension("6001"); !ok || a.ID != "2001" {
-		t.Errorf("AgentByExtension(6001) = %+v, %v; want 2001", a, ok)
-	}
-	for _, ext := range []string{"", "5004", "1001", "9999"} {
-		if a, ok := d.AgentByExtension(ext); ok {
-			t.Errorf("AgentByExtension(%q) = %+v; want none", ext, a)
-		}
-	}
-}
-
-func TestCanSeeAllTopics(t *testing.T) {
-	d := build(t, testAgents(), testTeams())
-	for id, want := range map[string]bool{"1001": false, "2001": true, "3001": true, "9999": false} {
-		if got := d.CanSeeAllTopics(id); got != want {
-			t.Errorf("CanSeeAllTopics(%s) = %v, want %v", id, got, want)
+func TestSeesAllTopics(t *testing.T) {
+	for typ, want := range map[AgentType]bool{TypeAgent: false, TypeSupervisor: true, TypeTeamLead: true, "Boss": false} {
+		if got := typ.SeesAllTopics(); got != want {
+			t.Errorf("%s.SeesAllTopics() = %v, want %v", typ, got, want)
 		}
 	}
 }
@@ -351,7 +332,7 @@ func TestConcurrentReads(t *testing.T) {
 					errs <- "Authenticate failed"
 					return
 				}
-				if len(d.TeamsOf("2001")) != 2 || len(d.Agents()) != 6 || !d.CanSeeAllTopics("2001") {
+				if len(d.TeamsOf("2001")) != 2 || len(d.Agents()) != 6 || !func() bool { a, _ := d.Agent("2001"); return a.Type.SeesAllTopics() }() {
 					errs <- "inconsistent read"
 					return
 				}

@@ -82,7 +82,6 @@ func (p *parser) parse(data []byte) *Directory {
 
 	d := &Directory{
 		agents:  map[string]Agent{},
-		byExt:   map[string]string{},
 		teams:   map[string]Team{},
 		teamsOf: map[string][]Team{},
 	}
@@ -174,9 +173,6 @@ func (p *parser) agents(top map[string]json.RawMessage, d *Directory) (costs map
 		}
 		agentAt[a.ID] = i
 		d.agents[a.ID] = a
-		if a.Extension != "" && extAt[a.Extension] == i {
-			d.byExt[a.Extension] = a.ID
-		}
 	}
 	return costs
 }

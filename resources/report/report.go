@@ -1,7 +1,7 @@
 // Package report is the UCCX report resource: call journeys and campaign
 // group states read from the log's projection, with SPEC §3.6 authorisation.
-// (Team status lives with the sessions, in package session, because it is
-// driven by them.)
+// (Team status is a live report, reporting/teamstatus, driven by the
+// session registry.)
 package report
 
 import (
