@@ -20,8 +20,8 @@ import (
 // whose owner stopped beating is expired by the others after the grace
 // period (dedup keys make that happen once).
 
-// announceTimeout bounds the append that tells the other instances a
-// session moved here.
+// announceTimeout bounds the append that tells the log, and the other
+// instances, that a session was attached or detached.
 const announceTimeout = 5 * time.Second
 
 // catchUpWait bounds how long a login or resume waits for this instance to
@@ -197,16 +197,6 @@ func (r *Registry) claimLocked(s *Session) bool {
 	}
 	s.owner, s.orphanedAt = r.instance, time.Time{}
 	return true
-}
-
-// announce tells the other instances that s is now attached here, so that
-// they let go of it.
-func (r *Registry) announce(s *Session) {
-	ctx, cancel := context.WithTimeout(context.Background(), announceTimeout)
-	defer cancel()
-	if err := r.persist(ctx, s); err != nil {
-		r.logger.Warn().Err(err).Str("session_id", s.ID).Msg("resumed session not announced to the other instances")
-	}
 }
 
 // orphanedLocked reports whether s, owned by another instance, has had an

@@ -226,3 +226,47 @@ func itoa(n uint64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// A session restored after a restart keeps the grace it had left: the time
+// it was detached is in the log. One still attached when the server stopped
+// is detached from the restart on.
+func TestRestoredSessionKeepsRemainingGrace(t *testing.T) {
+	start := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	now := start
+	clock := func() time.Time { return now }
+	var dispatch func([]store.Event)
+	log := openLog(t, &dispatch)
+	r := newTestRegistry(t, Config{Log: log, Grace: time.Minute, Now: clock})
+	dispatch = r.DispatchBatch
+	c := &fakeConn{}
+	gone, goneToken := login(t, r, "1001", c)
+	r.Detach(gone, c)
+	live, liveToken := login(t, r, "1002", &fakeConn{})
+
+	now = start.Add(50 * time.Second) // the restart
+	r2 := newTestRegistry(t, Config{Log: log, Grace: time.Minute, Now: clock})
+	dispatch = r2.DispatchBatch
+	ctx := context.Background()
+	now = start.Add(61 * time.Second)
+	r2.expire(ctx)
+	if _, _, err := r2.Resume(ctx, ResumeRequest{ID: gone.ID, ResumeToken: goneToken}); code(err) != protocol.CodeNotResumable {
+		t.Fatalf("a session detached 61 s ago with a 60 s grace: resume answered %v", err)
+	}
+	now = start.Add(109 * time.Second)
+	r2.expire(ctx)
+	s, _, err := r2.Resume(ctx, ResumeRequest{ID: live.ID, ResumeToken: liveToken})
+	if err != nil {
+		t.Fatalf("a session attached at the stop, resumed 59 s after the restart: %v", err)
+	}
+	// Attached again: the log says so, and a second restart gives it a
+	// fresh grace from then rather than the old detach time.
+	r2.Attach(ctx, s, &fakeConn{}, 0, []byte(`{}`))
+	now = start.Add(10 * time.Minute)
+	r3 := newTestRegistry(t, Config{Log: log, Grace: time.Minute, Now: clock})
+	dispatch = r3.DispatchBatch
+	now = now.Add(30 * time.Second)
+	r3.expire(ctx)
+	if _, _, err := r3.Resume(ctx, ResumeRequest{ID: live.ID, ResumeToken: liveToken}); err != nil {
+		t.Fatalf("after the second restart: %v", err)
+	}
+}

@@ -23,6 +23,9 @@ type sessionRecord struct {
 	Watching  bool                         `json:"watching,omitempty"`
 	// Owner is the instance the session is attached to (cluster mode).
 	Owner string `json:"owner,omitempty"`
+	// DetachedAt is when the session lost its connection; zero while it is
+	// attached (or when that was never stored).
+	DetachedAt time.Time `json:"detachedAt,omitzero"`
 }
 
 const (
@@ -34,9 +37,13 @@ const (
 // record returns the log record (opened or subscriptions) of s as it is now.
 func (r *Registry) record(name string, s *Session) store.Record {
 	s.mu.Lock()
-	owner := s.owner
+	owner, detachedAt := s.owner, s.detachedAt
+	if s.conn != nil {
+		detachedAt = time.Time{}
+	}
+	s.storedDetached = !detachedAt.IsZero()
 	s.mu.Unlock()
-	rec := sessionRecord{ID: s.ID, AgentID: s.Agent.ID, TokenHash: s.token, Owner: owner, Watching: r.team.Watching(s)}
+	rec := sessionRecord{ID: s.ID, AgentID: s.Agent.ID, TokenHash: s.token, Owner: owner, Watching: r.team.Watching(s), DetachedAt: detachedAt}
 	if subs := r.routes.Subscriptions(s); len(subs) > 0 {
 		rec.Subs = make(map[string]map[string]string, len(subs))
 		for t, f := range subs {
@@ -127,7 +134,12 @@ func (r *Registry) load() error {
 		if !ok {
 			continue
 		}
+		// A session stored as detached keeps the grace it had left; one
+		// attached when the server stopped is detached from now.
 		s := &Session{ID: rec.ID, Agent: agent, token: rec.TokenHash, detachedAt: now, owner: rec.Owner}
+		if !rec.DetachedAt.IsZero() {
+			s.detachedAt, s.storedDetached = rec.DetachedAt, true
+		}
 		if r.remoteOwner(rec.Owner) {
 			s.detachedAt = time.Time{} // the owner's to expire
 		}

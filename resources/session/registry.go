@@ -256,24 +256,42 @@ func (r *Registry) Attach(ctx context.Context, s *Session, c Conn, from uint64, 
 	s.conn, s.detachedAt = c, time.Time{}
 	s.held, s.heldEvents, s.heldLost = true, nil, false
 	s.lastSeq = from
-	claimed := r.claimLocked(s)
+	// Tell the other instances (cluster mode) and the log (a detach was
+	// stored) that the session is attached here now.
+	tell := r.claimLocked(s) || s.storedDetached
 	c.Send(reply)
 	s.mu.Unlock()
-	if claimed {
-		r.announce(s)
+	if tell {
+		r.persistAttachment(s)
 	}
 	r.replay(ctx, s)
 }
 
 // Detach marks the session as disconnected from conn: it stays resumable for
-// the grace period.
+// the grace period from now. The time is stored, so that a session restored
+// after a restart keeps the grace it had left rather than a fresh one.
 func (r *Registry) Detach(s *Session, conn Conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == conn {
+	detached := s.conn == conn && !s.ended
+	if detached {
 		s.conn = nil
 		s.held, s.heldEvents, s.heldLost = false, nil, false
 		s.detachedAt = r.now()
+	}
+	s.mu.Unlock()
+	if detached {
+		r.persistAttachment(s)
+	}
+}
+
+// persistAttachment stores whether s is attached (and since when it is
+// detached), bounded by announceTimeout; a failure is logged, the session
+// then restores as detached at the restart.
+func (r *Registry) persistAttachment(s *Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), announceTimeout)
+	defer cancel()
+	if err := r.persist(ctx, s); err != nil {
+		r.logger.Warn().Err(err).Str("session_id", s.ID).Msg("session attachment not stored")
 	}
 }
 

@@ -43,6 +43,9 @@ type Session struct {
 	heldEvents []heldEvent // bounded by maxHeld
 	heldLost   bool        // heldEvents overflowed
 	detachedAt time.Time   // zero while attached
+	// storedDetached is set while the log's record of the session says it
+	// is detached (Detach stored it, or it was restored so).
+	storedDetached bool
 	ended      bool
 	endReason  string
 	owner      string    // instance the session is attached to (cluster mode)
