@@ -46,10 +46,10 @@ type Session struct {
 	// storedDetached is set while the log's record of the session says it
 	// is detached (Detach stored it, or it was restored so).
 	storedDetached bool
-	ended      bool
-	endReason  string
-	owner      string    // instance the session is attached to (cluster mode)
-	orphanedAt time.Time // when its owner was first seen not alive
+	ended          bool
+	endReason      string
+	owner          string    // instance the session is attached to (cluster mode)
+	orphanedAt     time.Time // when its owner was first seen not alive
 }
 
 type heldEvent struct {
