@@ -277,6 +277,11 @@ func (r *Registry) Detach(s *Session, conn Conn) {
 		s.conn = nil
 		s.held, s.heldEvents, s.heldLost = false, nil, false
 		s.detachedAt = r.now()
+	} else if s.lost == conn && s.conn == nil && !s.ended {
+		detached = true // dropped for overflowing: detached already
+	}
+	if s.lost == conn {
+		s.lost = nil
 	}
 	s.mu.Unlock()
 	if detached {

@@ -38,6 +38,7 @@ type Session struct {
 
 	mu         sync.Mutex
 	conn       Conn
+	lost       Conn        // the connection dropped for overflowing, until Detach
 	lastSeq    uint64      // highest seq delivered on the current connection
 	held       bool        // live events are held while history is replayed
 	heldEvents []heldEvent // bounded by maxHeld
@@ -104,7 +105,9 @@ func (s *Session) deliverLocked(seq uint64, frames [][]byte) {
 	}
 	for _, f := range frames {
 		if !s.conn.Send(f) {
-			s.conn = nil // it closes itself; the session is resumable
+			// It closes itself (1013); the session is resumable. Detach,
+			// called when the connection is gone, stores the time.
+			s.lost, s.conn = s.conn, nil
 			s.detachedAt = time.Now()
 			return
 		}
