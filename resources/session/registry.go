@@ -53,6 +53,11 @@ type Config struct {
 	// instance that is not are expired by the others after Grace. Nil
 	// means every instance is alive.
 	Alive func(instance string) bool
+	// VerifyToken checks an OpenID Connect ID token for agentID (single
+	// sign-on), returning nil or a protocol failure. Nil refuses tokens.
+	VerifyToken func(ctx context.Context, agentID, token string) error
+	// NoPasswordLogin refuses password logins (single sign-on only).
+	NoPasswordLogin bool
 }
 
 // Registry holds the sessions of this server.
@@ -63,6 +68,9 @@ type Registry struct {
 	logger zerolog.Logger
 	dir    atomic.Pointer[directory.Directory]
 	limits *failureLimiter
+
+	verifyToken func(ctx context.Context, agentID, token string) error
+	noPassword  bool
 
 	instance string
 	alive    func(string) bool
@@ -102,6 +110,7 @@ func New(cfg Config) (*Registry, error) {
 		log: cfg.Log, grace: cfg.Grace, now: cfg.Now, logger: cfg.Logger,
 		limits:   newFailureLimiter(cfg.Now),
 		instance: cfg.Instance, alive: cfg.Alive,
+		verifyToken: cfg.VerifyToken, noPassword: cfg.NoPasswordLogin,
 		byID:    map[string]*Session{},
 		byAgent: map[string]*Session{},
 		topics:  map[string][]*Session{},
@@ -142,6 +151,7 @@ type PrepareRequest struct {
 	Agent    struct {
 		ID       string `json:"id"`
 		Password string `json:"password"`
+		Token    string `json:"token"`
 	} `json:"agent"`
 }
 
@@ -164,19 +174,22 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 	if req.Agent.ID == "" {
 		missing = append(missing, "data.agent.id: required")
 	}
-	if req.Agent.Password == "" {
-		missing = append(missing, "data.agent.password: required")
-	}
+	missing = append(missing, r.credentialProblems(req)...)
 	if len(missing) > 0 {
 		return Prepared{}, protocol.Errorf(protocol.CodeInvalid, "%s", joinSemi(missing))
+	}
+	if err := r.loginAllowed(req); err != nil {
+		return Prepared{}, err
 	}
 	if !r.limits.allow(req.Agent.ID, remote) {
 		return Prepared{}, protocol.ErrRateLimited
 	}
-	agent, ok := r.Directory().Authenticate(req.Agent.ID, req.Agent.Password)
-	if !ok {
-		r.limits.fail(req.Agent.ID, remote)
-		return Prepared{}, protocol.ErrInvalidCredentials
+	agent, err := r.authenticate(ctx, req)
+	if err != nil {
+		if isFailedAttempt(err) {
+			r.limits.fail(req.Agent.ID, remote)
+		}
+		return Prepared{}, err
 	}
 	r.limits.succeed(req.Agent.ID)
 	r.catchUp(ctx)

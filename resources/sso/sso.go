@@ -31,7 +31,7 @@ var (
 	// ErrInvalidCredentials answers a token that is not valid for the agent:
 	// bad signature, unknown key, wrong issuer or audience, expired, not yet
 	// valid, or naming another agent.
-	ErrInvalidCredentials = &protocol.Error{Code: protocol.CodeInvalidCredentials, Message: "unknown agent or invalid token"}
+	ErrInvalidCredentials = protocol.ErrInvalidToken
 	// ErrUnavailable answers a token login while the issuer's discovery
 	// document or keys cannot be read.
 	ErrUnavailable = &protocol.Error{Code: protocol.CodeUnavailable, Message: "the identity provider cannot be reached right now: try again shortly"}
