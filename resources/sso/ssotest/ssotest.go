@@ -4,11 +4,14 @@
 package ssotest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +37,8 @@ type Provider struct {
 	KeyFetches atomic.Int64
 	// Discoveries counts discovery document requests (answered or not).
 	Discoveries atomic.Int64
+
+	tokens []string // every token signed or recorded, under mu
 }
 
 // New starts a provider publishing one key, "k1". It stops when the test
@@ -160,5 +165,53 @@ func (p *Provider) Sign(kid string, claims map[string]any) string {
 	if err != nil {
 		p.t.Fatal(err)
 	}
+	p.Record(raw)
 	return raw
+}
+
+// Record adds a token made by hand (tampered, forged) to those CheckNoToken
+// looks for.
+func (p *Provider) Record(token string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tokens = append(p.tokens, token)
+}
+
+// CheckNoToken fails the test if text holds any token signed or recorded,
+// or any part of one (header, payload, signature).
+func (p *Provider) CheckNoToken(t testing.TB, text string) {
+	t.Helper()
+	p.mu.Lock()
+	tokens := slices.Clone(p.tokens)
+	p.mu.Unlock()
+	if len(tokens) == 0 {
+		t.Error("ssotest: no tokens made: the check checks nothing")
+	}
+	for _, tok := range tokens {
+		for _, part := range strings.Split(tok, ".") {
+			if len(part) > 8 && strings.Contains(text, part) {
+				t.Errorf("token part %.20s… found in:\n%s", part, text)
+			}
+		}
+	}
+}
+
+// Log is a goroutine-safe log capture (a zerolog writer).
+type Log struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
