@@ -1,0 +1,241 @@
+package test
+
+import (
+	"encoding/base64"
+	"io"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"iproc/resources/sso/ssotest"
+	"iproc/server"
+)
+
+const ssoAudience = "iproc-test-client"
+
+// startSSOServer starts an in-process server taking ID tokens of issuer,
+// logging at debug level into a capture that is checked, when the test
+// ends, for any token p made.
+func startSSOServer(t *testing.T, p *ssotest.Provider, issuer string, mutate func(*server.Config)) (*testServer, *ssotest.Log) {
+	t.Helper()
+	logs := &ssotest.Log{}
+	ts := startServerLog(t, func(c *server.Config) {
+		c.OIDCIssuer, c.OIDCAudience = issuer, ssoAudience
+		if mutate != nil {
+			mutate(c)
+		}
+	}, zerolog.New(logs).Level(zerolog.DebugLevel))
+	t.Cleanup(func() { p.CheckNoToken(t, logs.String()) })
+	return ts, logs
+}
+
+// tokenLogin sends prepareSession with agent {id, token} on a new
+// connection and returns the response.
+func tokenLogin(t *testing.T, ts *testServer, id, token string) map[string]any {
+	t.Helper()
+	c := dial(t, ts.WS)
+	return c.request("prepareSession", map[string]any{"model": "uccx", "agent": map[string]any{"id": id, "token": token}}, "")
+}
+
+func logins(t *testing.T, ts *testServer) string {
+	t.Helper()
+	caps := success(t, dial(t, ts.WS).request("getCapabilities", nil, ""))
+	b, _ := json.Marshal(caps["logins"])
+	return string(b)
+}
+
+// echoedToken returns data.agent.token of a response's original (failure)
+// or resource.data (success).
+func echoedToken(resp map[string]any) any {
+	var data map[string]any
+	if res, ok := resp["resource"].(map[string]any); ok {
+		data, _ = res["data"].(map[string]any)
+	} else if orig, ok := resp["original"].(map[string]any); ok {
+		data, _ = orig["data"].(map[string]any)
+	}
+	agent, _ := data["agent"].(map[string]any)
+	return agent["token"]
+}
+
+func TestSSOLogin(t *testing.T) {
+	p := ssotest.New(t)
+	ts, _ := startSSOServer(t, p, p.Issuer, nil)
+	if got := logins(t, ts); got != `["password","oidc"]` {
+		t.Errorf("logins = %s", got)
+	}
+	claims := func(agent string, edit func(map[string]any)) map[string]any {
+		c := p.Claims(ssoAudience, "preferred_username", agent)
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+
+	// A good token: a session with the rights of the directory entry.
+	good := p.Sign("k1", claims("2001", nil))
+	resp := tokenLogin(t, ts, "2001", good)
+	if resp["result"] != "success" {
+		t.Fatalf("good token: %v", resp)
+	}
+	if echoedToken(resp) != "***" {
+		t.Errorf("resource.data.agent.token = %v, want ***", echoedToken(resp))
+	}
+	if s := ts.Sessions().Count(); s != 1 {
+		t.Errorf("%d sessions, want 1", s)
+	}
+
+	// Rotation: the issuer retires k1 and publishes k2; a token of k2 makes
+	// iproc read the key set again.
+	p.AddKey("k2", false)
+	p.Publish("k2")
+	fetches := p.KeyFetches.Load()
+	if resp := tokenLogin(t, ts, "3001", p.Sign("k2", claims("3001", nil))); resp["result"] != "success" {
+		t.Fatalf("token of the rotated key: %v", resp)
+	}
+	if p.KeyFetches.Load() == fetches {
+		t.Error("the new key id did not refresh the key set")
+	}
+
+	p.AddKey("rogue", false)
+	now := time.Now()
+	parts := strings.Split(p.Sign("k2", claims("1003", nil)), ".")
+	forged, _ := json.Marshal(claims("1004", nil))
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(forged) + "." + parts[2]
+	p.Record(tampered)
+	bad := []struct {
+		name, id, token string
+	}{
+		{"expired", "1001", p.Sign("k2", claims("1001", func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }))},
+		{"not yet valid", "1001", p.Sign("k2", claims("1001", func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }))},
+		{"wrong audience", "1001", p.Sign("k2", claims("1001", func(c map[string]any) { c["aud"] = "another-app" }))},
+		{"wrong issuer", "1002", p.Sign("k2", claims("1002", func(c map[string]any) { c["iss"] = "https://idp.example" }))},
+		{"key not published", "1002", p.Sign("rogue", claims("1002", nil))},
+		{"retired key", "1002", p.Sign("k1", claims("1002", nil))},
+		{"tampered payload", "1004", tampered},
+		{"claim names another agent", "1003", p.Sign("k2", claims("1001", nil))},
+		{"agent not in the directory", "9999", p.Sign("k2", claims("9999", nil))},
+	}
+	for _, b := range bad {
+		resp := tokenLogin(t, ts, b.id, b.token)
+		f := failure(t, resp, "session.invalidCredentials")
+		if strings.Contains(mustJSON(resp), b.token) || echoedToken(resp) != "***" {
+			t.Errorf("%s: token not masked in the answer: %v", b.name, resp)
+		}
+		if f["message"] != "unknown agent or invalid token" {
+			t.Errorf("%s: message %v", b.name, f["message"])
+		}
+	}
+
+	// Token failures count like wrong passwords: 1002 failed three times
+	// above; two more and even a good token is refused for now.
+	for range 2 {
+		failure(t, tokenLogin(t, ts, "1002", p.Sign("rogue", claims("1002", nil))), "session.invalidCredentials")
+	}
+	failure(t, tokenLogin(t, ts, "1002", p.Sign("k2", claims("1002", nil))), "rate.limited")
+
+	// Passwords still work beside tokens; both at once is a bad request.
+	dial(t, ts.WS).login("1001")
+	f := failure(t, dial(t, ts.WS).request("prepareSession", map[string]any{"agent": map[string]any{"id": "1004", "password": testPassword, "token": good}}, ""), "request.invalid")
+	if !strings.Contains(f["message"].(string), "not both") {
+		t.Errorf("password and token: %v", f)
+	}
+}
+
+func TestSSOOnlyRefusesPasswords(t *testing.T) {
+	p := ssotest.New(t)
+	ts, _ := startSSOServer(t, p, p.Issuer, func(c *server.Config) { c.NoPasswordLogin = true })
+	if got := logins(t, ts); got != `["oidc"]` {
+		t.Errorf("logins = %s", got)
+	}
+	c := dial(t, ts.WS)
+	for range 6 { // more than the per-agent limit: refusals are not failed attempts
+		f := failure(t, c.request("prepareSession", map[string]any{"agent": map[string]any{"id": "1001", "password": testPassword}}, ""), "session.invalidCredentials")
+		if msg := f["message"].(string); !strings.Contains(msg, "password logins are turned off") || !strings.Contains(msg, "token") {
+			t.Fatalf("refusal message %q does not say to use a token", msg)
+		}
+	}
+	f := failure(t, c.request("prepareSession", map[string]any{"agent": map[string]any{"id": "1001"}}, ""), "request.invalid")
+	if !strings.Contains(f["message"].(string), "data.agent.token: required") {
+		t.Errorf("no credentials: %v", f)
+	}
+	if resp := tokenLogin(t, ts, "1001", p.Sign("k1", p.Claims(ssoAudience, "preferred_username", "1001"))); resp["result"] != "success" {
+		t.Fatalf("token login: %v", resp)
+	}
+}
+
+func TestNoSSOConfiguredRefusesTokens(t *testing.T) {
+	ts := startServer(t, nil)
+	if got := logins(t, ts); got != `["password"]` {
+		t.Errorf("logins = %s", got)
+	}
+	resp := tokenLogin(t, ts, "1001", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMDAxIn0.c2lnbmF0dXJl")
+	f := failure(t, resp, "session.invalidCredentials")
+	if !strings.Contains(f["message"].(string), "password") || echoedToken(resp) != "***" {
+		t.Errorf("token without an issuer: %v", resp)
+	}
+}
+
+func TestSSOIssuerDownAtStartThenUp(t *testing.T) {
+	// An address with nothing listening: the issuer is down at start.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logs := &ssotest.Log{}
+	ts := startServerLog(t, func(c *server.Config) {
+		c.OIDCIssuer, c.OIDCAudience = "http://"+addr, ssoAudience
+	}, zerolog.New(logs).Level(zerolog.DebugLevel))
+
+	c := dial(t, ts.WS)
+	login := func(token string) map[string]any {
+		return c.request("prepareSession", map[string]any{"agent": map[string]any{"id": "1001", "token": token}}, "")
+	}
+	for range 6 { // more than the per-agent limit: unavailability is not a failed attempt
+		failure(t, login("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMDAxIn0.c2lnbmF0dXJl"), "server.unavailable")
+	}
+	if code, _ := get(t, ts.URL+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d while the issuer is down, want 200", code)
+	}
+	c.login("1002") // passwords are not affected
+
+	// The issuer comes up at that address.
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the issuer's address was taken meanwhile: %v", err)
+	}
+	idp := httptest.NewUnstartedServer(nil)
+	idp.Listener.Close()
+	idp.Listener = ln
+	p := ssotest.NewAt(t, idp)
+	t.Cleanup(func() { p.CheckNoToken(t, logs.String()) })
+	token := p.Sign("k1", p.Claims(ssoAudience, "preferred_username", "1001"))
+	c2 := dial(t, ts.WS)
+	var resp map[string]any
+	checkFor(t, 20*time.Second, "token login once the issuer is up", func() bool {
+		resp = c2.request("prepareSession", map[string]any{"agent": map[string]any{"id": "1001", "token": token}}, "")
+		return resp["result"] != "failure" || resp["failure"].(map[string]any)["code"] != "server.unavailable"
+	})
+	success(t, resp)
+	if n := strings.Count(logs.String(), "identity provider unreachable"); n != 1 {
+		t.Errorf("the unreachable issuer was logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
