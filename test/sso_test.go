@@ -2,8 +2,8 @@ package test
 
 import (
 	"encoding/base64"
-	"io"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
