@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/rs/zerolog"
 
 	"iproc/resources/sso/ssotest"
@@ -238,4 +239,36 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestBrowserSSOLogin pastes an ID token into the debug page's login form,
+// and logs in with the JS client's login({id, token}), in a real Chromium.
+func TestBrowserSSOLogin(t *testing.T) {
+	p := page{t: t, ctx: browserTab(t, 40*time.Second)}
+	idp := ssotest.New(t)
+	ts, _ := startSSOServer(t, idp, idp.Issuer, nil)
+	token := idp.Sign("k1", idp.Claims(ssoAudience, "preferred_username", "1001"))
+
+	p.do("open the page", chromedp.Navigate(ts.URL+"/"))
+	p.waitFor("connected", `document.getElementById('status').textContent === 'connected'`)
+	p.do("log in with a pasted ID token",
+		chromedp.SendKeys(chromedp.CSS("#agent-id"), "1001"),
+		chromedp.SetValue(chromedp.CSS("#id-token"), token),
+		chromedp.Click(chromedp.CSS("#login")))
+	p.waitFor("logged in", `document.getElementById('status').textContent.includes('1001')`)
+	if leaked := p.eval(`String(document.documentElement.outerHTML.includes('` + token + `') || document.getElementById('id-token').value !== '')`); leaked != "false" {
+		t.Errorf("the token is still on the page")
+	}
+
+	second := idp.Sign("k1", idp.Claims(ssoAudience, "preferred_username", "1002"))
+	p.eval(`(window.ssoResult = 'pending', import('/iproc-client.js').then(async (m) => {
+		const c = new m.IprocClient();
+		await c.connect();
+		const r = await c.login({id: '1002', token: '` + second + `'});
+		window.ssoResult = r.result + ' ' + JSON.stringify(r.resource?.data?.agent);
+	}).catch((e) => { window.ssoResult = String(e); }), 'started')`)
+	p.waitFor("JS client login({id, token})", `window.ssoResult !== 'pending'`)
+	if got := p.eval(`window.ssoResult`); got != `success {"id":"1002","token":"***"}` {
+		t.Errorf("login({id, token}) = %s", got)
+	}
 }
