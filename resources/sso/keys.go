@@ -110,14 +110,16 @@ func (k *keySet) refresh(ctx context.Context, kid string) error {
 	}
 	now := k.now()
 	if !k.lastMiss.IsZero() && now.Sub(k.lastMiss) < k.minRefresh {
-		if k.fetchedAt.IsZero() {
+		if k.lastErr != "" || k.fetchedAt.IsZero() {
 			markUnavailable(ctx)
-			return errors.New("keys not read yet")
+			return errors.New("keys not read: " + k.lastErr)
 		}
 		return nil // the cache is fresh enough: kid is unknown
 	}
 	k.lastMiss = now
-	if err := k.fetch(ctx); err != nil {
+	// The fetch serves every waiting login: a client that hangs up does not
+	// cancel it (the HTTP client's timeout bounds it).
+	if err := k.fetch(context.WithoutCancel(ctx)); err != nil {
 		markUnavailable(ctx)
 		return err
 	}

@@ -243,3 +243,26 @@ func TestOtherAgentClaim(t *testing.T) {
 		t.Errorf("employee_id claim: %s", got)
 	}
 }
+
+func TestKeysUnreachableWhileThrottledStaysUnavailable(t *testing.T) {
+	p, v := setup(t, nil) // KeyRefreshMin: an hour
+	p.AddKey("k2", true)
+	p.SetDown(true)
+	tok := p.Sign("k2", p.Claims(audience, DefaultAgentClaim, "1001"))
+	for i := range 2 { // the second is throttled: still unavailable, not refused
+		if got := code(v.Verify(context.Background(), "1001", tok)); got != protocol.CodeUnavailable {
+			t.Errorf("attempt %d while the key set cannot be read: %s, want %s", i+1, got, protocol.CodeUnavailable)
+		}
+	}
+}
+
+func TestClientHangUpDoesNotCancelTheKeyFetch(t *testing.T) {
+	p, v := setup(t, func(c *Config) { c.KeyRefreshMin = time.Millisecond })
+	p.AddKey("k2", true)
+	tok := p.Sign("k2", p.Claims(audience, DefaultAgentClaim, "1001"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := code(v.Verify(ctx, "1001", tok)); got != "ok" {
+		t.Errorf("Verify with a cancelled context: %s, want ok (the fetch is shared)", got)
+	}
+}
