@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +272,54 @@ func TestBrowserSSOLogin(t *testing.T) {
 	p.waitFor("JS client login({id, token})", `window.ssoResult !== 'pending'`)
 	if got := p.eval(`window.ssoResult`); got != `success {"id":"1002","token":"***"}` {
 		t.Errorf("login({id, token}) = %s", got)
+	}
+}
+
+// TestBinarySSOSettings runs the built binary: the single sign-on settings
+// from the environment and flags, their start-up errors, and no token in
+// its log.
+func TestBinarySSOSettings(t *testing.T) {
+	idp := ssotest.New(t)
+	p := startBinary(t, "", []string{"IPROC_OIDC_ISSUER=" + idp.Issuer, "IPROC_OIDC_AUDIENCE=" + ssoAudience,
+		"IPROC_PASSWORD_LOGIN=false", "IPROC_LOG_LEVEL=debug"},
+		"--data", t.TempDir(), "--directory", writeTestDirectory(t), "--oidc-agent-claim", "employee_id")
+	c := dial(t, p.WS)
+	caps := success(t, c.request("getCapabilities", nil, ""))
+	if got := mustJSON(caps["logins"]); got != `["oidc"]` {
+		t.Errorf("logins = %s", got)
+	}
+	failure(t, c.request("prepareSession", map[string]any{"agent": map[string]any{"id": "1001", "password": testPassword}}, ""), "session.invalidCredentials")
+	claims := idp.Claims(ssoAudience, "employee_id", "1001")
+	claims["preferred_username"] = "someone.else"
+	var resp map[string]any
+	checkFor(t, 20*time.Second, "the binary reading the discovery document", func() bool {
+		resp = c.request("prepareSession", map[string]any{"agent": map[string]any{"id": "1001", "token": idp.Sign("k1", claims)}}, "")
+		return resp["result"] != "failure" || resp["failure"].(map[string]any)["code"] != "server.unavailable"
+	})
+	success(t, resp)
+	idp.CheckNoToken(t, p.output())
+
+	bad := []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--oidc-issuer", "http://idp.example.com"}, []string{"IPROC_OIDC_AUDIENCE=x"}, "--oidc-issuer"},
+		{[]string{"--oidc-issuer", idp.Issuer}, nil, "--oidc-audience"},
+		{[]string{"--oidc-audience", "x"}, nil, "--oidc-audience"},
+		{[]string{"--password-login=false"}, nil, "--password-login"},
+		{nil, []string{"IPROC_PASSWORD_LOGIN=maybe"}, "IPROC_PASSWORD_LOGIN"},
+	}
+	for _, b := range bad {
+		cmd := exec.Command(binary(t), append([]string{"serve", "--data", t.TempDir(), "--listen", freePort(t)}, b.args...)...)
+		cmd.Env = append(append(os.Environ(), "IPROC_LOG_FORMAT=json"), b.env...)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%v %v: started", b.args, b.env)
+			continue
+		}
+		if !strings.Contains(string(out), b.want) {
+			t.Errorf("%v %v: output does not name %s: %s", b.args, b.env, b.want, out)
+		}
 	}
 }
