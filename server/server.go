@@ -150,6 +150,7 @@ type Server struct {
 	instance string        // this instance's name (DataDir/instance-id)
 	cluster  clusterInfo   // set with the Redis log
 	sessions *session.Registry
+	sso      *sso.Verifier // nil without OIDCIssuer
 	router   *router
 	hub      *hub
 	metrics  *metrics
@@ -350,7 +351,18 @@ func (s *Server) tokenVerifier() (func(ctx context.Context, agentID, token strin
 	if err != nil {
 		return nil, err
 	}
+	s.sso = v
 	return v.Verify, nil
+}
+
+// SSOReady is closed once the OpenID Connect issuer's discovery document has
+// been read (token logins answer server.unavailable before); nil without an
+// issuer.
+func (s *Server) SSOReady() <-chan struct{} {
+	if s.sso == nil {
+		return nil
+	}
+	return s.sso.Ready()
 }
 
 func (s *Server) serviceInfo() []byte {

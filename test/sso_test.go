@@ -35,6 +35,11 @@ func startSSOServer(t *testing.T, p *ssotest.Provider, issuer string, mutate fun
 		}
 	}, zerolog.New(logs).Level(zerolog.DebugLevel))
 	t.Cleanup(func() { p.CheckNoToken(t, logs.String()) })
+	select {
+	case <-ts.SSOReady():
+	case <-time.After(waitTimeout):
+		t.Fatal("the server did not read the issuer's discovery document")
+	}
 	return ts, logs
 }
 
