@@ -127,14 +127,15 @@ func kindName(k string) string {
 	return fmt.Sprintf("of type %s", k)
 }
 
-// MaskPasswords returns raw with the value of every "password" member, at any
-// depth, replaced by "***". Input that is not valid JSON is returned as a
-// JSON string of its (cut) text.
+// MaskPasswords returns raw with the value of every "password" and "token"
+// member (an ID token is a credential too), at any depth, replaced by "***".
+// Input that is not valid JSON is returned as a JSON string of its (cut)
+// text.
 func MaskPasswords(raw []byte) json.RawMessage {
 	if len(raw) == 0 {
 		return nil
 	}
-	if !containsFold(raw, "password") && !bytes.Contains(raw, []byte(`\u`)) {
+	if !containsFold(raw, "password") && !containsFold(raw, "token") && !bytes.Contains(raw, []byte(`\u`)) {
 		return json.RawMessage(raw)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -154,7 +155,7 @@ func maskValue(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, val := range t {
-			if strings.EqualFold(k, "password") {
+			if strings.EqualFold(k, "password") || strings.EqualFold(k, "token") {
 				t[k] = "***"
 				continue
 			}

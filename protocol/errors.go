@@ -50,6 +50,7 @@ var (
 	ErrSessionRequired    = &Error{Code: CodeSessionRequired, Message: "this command needs a session: send prepareSession first"}
 	ErrSessionExists      = &Error{Code: CodeSessionExists, Message: "this connection already has a session"}
 	ErrInvalidCredentials = &Error{Code: CodeInvalidCredentials, Message: "unknown agent or wrong password"}
+	ErrInvalidToken       = &Error{Code: CodeInvalidCredentials, Message: "unknown agent or invalid token"}
 	ErrNotResumable       = &Error{Code: CodeNotResumable, Message: "no resumable session with that id and token"}
 	ErrResourceNotFound   = &Error{Code: CodeResourceNotFound, Message: "no such resource on this connection"}
 	ErrForbidden          = &Error{Code: CodeForbidden, Message: "not allowed for this agent"}

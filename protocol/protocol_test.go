@@ -59,6 +59,10 @@ func TestMaskPasswords(t *testing.T) {
 	if out := string(MaskPasswords([]byte(escaped))); strings.Contains(out, "s3cret") {
 		t.Fatalf("escaped key not masked: %s", out)
 	}
+	sso := `{"command":"prepareSession","data":{"agent":{"id":"1001","token":"eyJhbGciOi.eyJpc3Mi.c2ln"}}}`
+	if out := string(MaskPasswords([]byte(sso))); strings.Contains(out, "eyJ") || !strings.Contains(out, `"token":"***"`) {
+		t.Fatalf("token not masked: %s", out)
+	}
 	plain := `{"command":"ping","data":{"n":1.50}}`
 	if out := string(MaskPasswords([]byte(plain))); out != plain {
 		t.Fatalf("frame without password changed: %s", out)

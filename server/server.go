@@ -37,6 +37,7 @@ import (
 	"iproc/resources/directory"
 	"iproc/resources/report"
 	"iproc/resources/session"
+	"iproc/resources/sso"
 	"iproc/web"
 )
 
@@ -94,6 +95,17 @@ type Config struct {
 	// RedisURL: Redis then only feeds the CDR consumer, and the instance
 	// does not share state with others.
 	LocalStore bool
+	// OIDCIssuer, when set, enables single sign-on: prepareSession takes
+	// agent: {id, token} with an OpenID Connect ID token of this issuer.
+	OIDCIssuer string
+	// OIDCAudience is the client id ID tokens must be issued for (required
+	// with OIDCIssuer).
+	OIDCAudience string
+	// OIDCAgentClaim names the token claim that must equal the agent id.
+	// Empty means preferred_username.
+	OIDCAgentClaim string
+	// NoPasswordLogin refuses password logins (single sign-on only).
+	NoPasswordLogin bool
 }
 
 func (c *Config) setDefaults() {
@@ -139,6 +151,7 @@ type Server struct {
 	instance string        // this instance's name (DataDir/instance-id)
 	cluster  clusterInfo   // set with the Redis log
 	sessions *session.Registry
+	sso      *sso.Verifier // nil without OIDCIssuer
 	router   *router
 	hub      *hub
 	metrics  *metrics
@@ -218,10 +231,17 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
 	}
 	s.store = st
+	verifyToken, err := s.tokenVerifier()
+	if err != nil {
+		st.Close()
+		s.closeRedis()
+		return nil, err
+	}
 	s.sessions, err = session.New(session.Config{
 		Log: st, Directory: cfg.Directory, Grace: cfg.SessionGrace,
 		Logger:   log.With().Str("component", "sessions").Logger(),
 		Instance: s.cluster.instance, Alive: s.cluster.alive,
+		VerifyToken: verifyToken, NoPasswordLogin: cfg.NoPasswordLogin,
 	})
 	if err != nil {
 		st.Close()
@@ -296,7 +316,51 @@ func (s *Server) capabilities() map[string]any {
 		"sessionGrace":    s.cfg.SessionGrace.String(),
 		"history":         s.cfg.History.String(),
 		"instance-domain": s.cfg.InstanceDomain,
+		"logins":          s.logins(),
 	}
+}
+
+// logins lists the kinds of login prepareSession takes.
+func (s *Server) logins() []string {
+	var out []string
+	if !s.cfg.NoPasswordLogin {
+		out = append(out, "password")
+	}
+	if s.cfg.OIDCIssuer != "" {
+		out = append(out, "oidc")
+	}
+	return out
+}
+
+// tokenVerifier starts reading the identity provider's discovery document
+// (in the background, until s.ctx ends) and returns the check of ID tokens;
+// nil without OIDCIssuer.
+func (s *Server) tokenVerifier() (func(ctx context.Context, agentID, token string) error, error) {
+	if s.cfg.OIDCIssuer == "" {
+		if s.cfg.NoPasswordLogin {
+			return nil, errors.New("password logins are off and no OpenID Connect issuer is set: nobody could log in")
+		}
+		return nil, nil
+	}
+	v, err := sso.New(s.ctx, sso.Config{
+		Issuer: s.cfg.OIDCIssuer, Audience: s.cfg.OIDCAudience, AgentClaim: s.cfg.OIDCAgentClaim,
+		Logger: s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.sso = v
+	return v.Verify, nil
+}
+
+// SSOReady is closed once the OpenID Connect issuer's discovery document has
+// been read (token logins answer server.unavailable before); nil without an
+// issuer.
+func (s *Server) SSOReady() <-chan struct{} {
+	if s.sso == nil {
+		return nil
+	}
+	return s.sso.Ready()
 }
 
 func (s *Server) serviceInfo() []byte {

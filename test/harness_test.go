@@ -95,11 +95,17 @@ type testServer struct {
 // server is shut down when the test ends.
 func startServer(t testing.TB, mutate func(*server.Config)) *testServer {
 	t.Helper()
+	return startServerLog(t, mutate, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+}
+
+// startServerLog is startServer with the server logging to log.
+func startServerLog(t testing.TB, mutate func(*server.Config), log zerolog.Logger) *testServer {
+	t.Helper()
 	cfg := server.Config{Directory: testDirectory(t), DataDir: t.TempDir(), SessionGrace: 5 * time.Second}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := server.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	srv, err := server.New(cfg, log)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

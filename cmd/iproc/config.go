@@ -31,6 +31,8 @@ type options struct {
 	logFormat                                               string
 	demo                                                    bool
 	pprof                                                   string
+	oidcIssuer, oidcAudience, oidcAgentClaim                string
+	passwordLogin                                           bool
 }
 
 // setting is one flag with its environment variable and default.
@@ -56,6 +58,9 @@ var settings = []setting{
 	{"log-level", "IPROC_LOG_LEVEL", "info", "debug, info, warn or error", false},
 	{"log-format", "IPROC_LOG_FORMAT", "", "console or json (default: console on a TTY, else json)", false},
 	{"pprof", "IPROC_PPROF", "", "loopback host:port serving net/http/pprof (default: off)", false},
+	{"oidc-issuer", "IPROC_OIDC_ISSUER", "", "OpenID Connect issuer URL: enables single sign-on login with ID tokens", false},
+	{"oidc-audience", "IPROC_OIDC_AUDIENCE", "", "the client id ID tokens must be issued for (required with --oidc-issuer)", false},
+	{"oidc-agent-claim", "IPROC_OIDC_AGENT_CLAIM", "preferred_username", "ID token claim that must equal the directory agent id", false},
 }
 
 // parseFlags reads flags over environment values over defaults, and checks
@@ -86,6 +91,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		envDemo, demoErr = strconv.ParseBool(e)
 	}
 	demoOn := fs.Bool("demo", envDemo, "run the built-in simulator: demo agents log in and change state, notifications are posted to this server (bundled demo directory only) [IPROC_DEMO]")
+	envPassword, passwordErr := true, error(nil)
+	if e := getenv("IPROC_PASSWORD_LOGIN"); e != "" {
+		envPassword, passwordErr = strconv.ParseBool(e)
+	}
+	passwordOn := fs.Bool("password-login", envPassword, "false refuses password logins (single sign-on only; write --password-login=false) [IPROC_PASSWORD_LOGIN]")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -101,6 +111,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		data: v("data"), redis: v("redis"), cdrKey: v("cdr-key"), ingestToken: v("ingest-token"),
 		adminToken: v("admin-token"), allowedOrigins: v("allowed-origins"), instanceDomain: v("instance-domain"),
 		logFormat: v("log-format"), pprof: v("pprof"),
+		oidcIssuer: v("oidc-issuer"), oidcAudience: v("oidc-audience"), oidcAgentClaim: v("oidc-agent-claim"),
 	}
 	var err error
 	if _, _, err = net.SplitHostPort(o.listen); err != nil {
@@ -143,11 +154,54 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	if demoErr != nil && !flagSet(fs, "demo") {
 		return nil, fmt.Errorf("--demo / IPROC_DEMO: %q is not true or false", getenv("IPROC_DEMO"))
 	}
+	if passwordErr != nil && !flagSet(fs, "password-login") {
+		return nil, fmt.Errorf("--password-login / IPROC_PASSWORD_LOGIN: %q is not true or false", getenv("IPROC_PASSWORD_LOGIN"))
+	}
+	o.passwordLogin = *passwordOn
+	if err := o.checkSSO(); err != nil {
+		return nil, err
+	}
 	o.demo = *demoOn
+	if o.demo && !o.passwordLogin {
+		return nil, errors.New("--demo / IPROC_DEMO: the simulator logs in with passwords: leave --password-login on")
+	}
 	if o.demo && o.directory != "" {
 		return nil, errors.New("--demo / IPROC_DEMO: the simulator drives the bundled demo directory: leave --directory unset")
 	}
 	return o, nil
+}
+
+// checkSSO checks the single sign-on settings.
+func (o *options) checkSSO() error {
+	if o.oidcIssuer == "" {
+		switch {
+		case o.oidcAudience != "":
+			return errors.New("--oidc-audience / IPROC_OIDC_AUDIENCE: set --oidc-issuer too, or neither")
+		case !o.passwordLogin:
+			return errors.New("--password-login / IPROC_PASSWORD_LOGIN: false needs --oidc-issuer, or nobody can log in")
+		}
+		return nil
+	}
+	u, err := url.Parse(o.oidcIssuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+		return fmt.Errorf("--oidc-issuer / IPROC_OIDC_ISSUER: %q is not an https URL (http only on a loopback host)", o.oidcIssuer)
+	}
+	if o.oidcAudience == "" {
+		return errors.New("--oidc-audience / IPROC_OIDC_AUDIENCE: required with --oidc-issuer (the client id registered for iproc at the identity provider)")
+	}
+	if o.oidcAgentClaim == "" {
+		return errors.New("--oidc-agent-claim / IPROC_OIDC_AGENT_CLAIM: must not be empty")
+	}
+	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // flagSet reports whether flag name was given on the command line.
@@ -173,6 +227,8 @@ func (o *options) serverConfig() (server.Config, error) {
 		IngestToken: o.ingestToken, AdminToken: o.adminToken, InstanceDomain: o.instanceDomain,
 		SessionGrace: o.sessionGrace, History: o.history, Version: version,
 		DirectoryPath: o.directory,
+		OIDCIssuer:    o.oidcIssuer, OIDCAudience: o.oidcAudience, OIDCAgentClaim: o.oidcAgentClaim,
+		NoPasswordLogin: !o.passwordLogin,
 	}
 	if o.allowedOrigins != "" {
 		cfg.AllowedOrigins = strings.Split(o.allowedOrigins, ",")

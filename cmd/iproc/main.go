@@ -121,7 +121,8 @@ func serve(args []string, stderr io.Writer) int {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info().Str("listen", cfg.Addr).Str("data", cfg.DataDir).Str("instance_domain", cfg.InstanceDomain).
-		Bool("tls", cfg.TLSCert != "").Bool("redis", cfg.RedisURL != "").Str("version", version).Msg("iproc serving")
+		Bool("tls", cfg.TLSCert != "").Bool("redis", cfg.RedisURL != "").Str("oidc_issuer", cfg.OIDCIssuer).
+		Bool("password_login", !cfg.NoPasswordLogin).Str("version", version).Msg("iproc serving")
 	stopDemo, err := startDemo(opts, cfg, log)
 	if err != nil {
 		log.Error().Msg(err.Error())

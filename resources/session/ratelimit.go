@@ -83,6 +83,19 @@ func (t attempt) fail() {
 	t.l.addrs[t.pair.addr].failed(now, addressAllowance)
 }
 
+// release gives the attempt back without counting it (the credentials
+// could not be checked).
+func (t attempt) release() {
+	t.l.mu.Lock()
+	defer t.l.mu.Unlock()
+	if p := t.l.pairs[t.pair]; p != nil {
+		p.inflight--
+	}
+	if a := t.l.addrs[t.pair.addr]; a != nil {
+		a.inflight--
+	}
+}
+
 // succeed releases the attempt and forgets the agent's failures from that
 // address.
 func (t attempt) succeed() {

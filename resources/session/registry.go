@@ -52,6 +52,11 @@ type Config struct {
 	// instance that is not are expired by the others after Grace. Nil
 	// means every instance is alive.
 	Alive func(instance string) bool
+	// VerifyToken checks an OpenID Connect ID token for agentID (single
+	// sign-on), returning nil or a protocol failure. Nil refuses tokens.
+	VerifyToken func(ctx context.Context, agentID, token string) error
+	// NoPasswordLogin refuses password logins (single sign-on only).
+	NoPasswordLogin bool
 }
 
 // Registry holds the sessions of this server (and, in cluster mode, those
@@ -65,6 +70,9 @@ type Registry struct {
 	limits *loginLimiter
 	routes *routing.Index[*Session]
 	team   *teamstatus.Report[*Session]
+
+	verifyToken func(ctx context.Context, agentID, token string) error
+	noPassword  bool
 
 	instance string
 	alive    func(string) bool
@@ -99,6 +107,7 @@ func New(cfg Config) (*Registry, error) {
 		routes:   routing.New[*Session](),
 		team:     teamstatus.New[*Session](cfg.Directory),
 		instance: cfg.Instance, alive: cfg.Alive,
+		verifyToken: cfg.VerifyToken, noPassword: cfg.NoPasswordLogin,
 		commits:    newNotifier(),
 		byID:       map[string]*Session{},
 		byAgent:    map[string]*Session{},
@@ -143,6 +152,7 @@ type PrepareRequest struct {
 	Agent    struct {
 		ID       string `json:"id"`
 		Password string `json:"password"`
+		Token    string `json:"token"`
 	} `json:"agent"`
 }
 
@@ -174,20 +184,25 @@ func (r *Registry) Prepare(ctx context.Context, req PrepareRequest, remote strin
 	if req.Agent.ID == "" {
 		missing = append(missing, "data.agent.id: required")
 	}
-	if req.Agent.Password == "" {
-		missing = append(missing, "data.agent.password: required")
-	}
+	missing = append(missing, r.credentialProblems(req)...)
 	if len(missing) > 0 {
 		return Prepared{}, protocol.Errorf(protocol.CodeInvalid, "%s", strings.Join(missing, "; "))
+	}
+	if err := r.loginAllowed(req); err != nil {
+		return Prepared{}, err
 	}
 	attempt, ok := r.limits.reserve(req.Agent.ID, remote)
 	if !ok {
 		return Prepared{}, protocol.ErrRateLimited
 	}
-	agent, ok := r.Directory().Authenticate(req.Agent.ID, req.Agent.Password)
-	if !ok {
-		attempt.fail()
-		return Prepared{}, protocol.ErrInvalidCredentials
+	agent, err := r.authenticate(ctx, req)
+	if err != nil {
+		if isFailedAttempt(err) {
+			attempt.fail()
+		} else {
+			attempt.release() // the provider could not be asked: not a failure
+		}
+		return Prepared{}, err
 	}
 	attempt.succeed()
 	r.catchUp(ctx)

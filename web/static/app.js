@@ -79,6 +79,7 @@ client.on('session', (s) => {
   }
   $('login-error').textContent = '';
   $('password').value = '';
+  $('id-token').value = '';
   setStatus(agentText());
   startSession(s);
 });
@@ -138,9 +139,16 @@ $('login-form').addEventListener('submit', (e) => {
   login({
     model: $('model').value.trim() || 'uccx',
     override: false,
-    agent: {id: $('agent-id').value.trim(), password: $('password').value},
+    agent: agentCredentials(),
   });
 });
+
+/** agentCredentials is {id, token} when an ID token is pasted, else {id, password}. */
+function agentCredentials() {
+  const id = $('agent-id').value.trim();
+  const token = $('id-token').value.trim();
+  return token ? {id, token} : {id, password: $('password').value};
+}
 
 $('override-yes').addEventListener('click', () => {
   $('override-dialog').close();

@@ -22,8 +22,8 @@
  * const c = new IprocClient();
  * c.on('*', ev => console.log(ev.name, ev.data));
  * await c.connect();
- * const r = await c.request('prepareSession',
- *   {model: 'uccx', agent: {id: '1001', password: 'secret'}});
+ * const r = await c.login({id: '1001', password: 'secret'});
+ * // or, with single sign-on: await c.login({id: '1001', token: idToken});
  * if (r.result === 'success') await c.request('getState', {}, r.resource.id);
  */
 
@@ -117,6 +117,17 @@ export class IprocClient {
       this.pending.set(id, {resolve, reject, timer});
       this.ws.send(JSON.stringify(msg));
     });
+  }
+
+  /**
+   * Logs in (prepareSession) with a password or, with single sign-on, an
+   * OpenID Connect ID token from the identity provider: give one of them.
+   * @param {{id: string, password?: string, token?: string, model?: string, override?: boolean}} creds
+   * @returns {Promise<Response>} the prepareSession response.
+   */
+  login({id, password, token, model = 'uccx', override = false}) {
+    const agent = token ? {id, token} : {id, password};
+    return this.request('prepareSession', {model, override, agent});
   }
 
   /**
