@@ -48,6 +48,9 @@ type config struct {
 	window      int
 	posters     int
 	ingestSubs  int
+	// ingestFiltered makes the ingest subscribers supervisors, each
+	// filtered to the events of one agent.
+	ingestFiltered bool
 	teamAgents  int
 	teamSups    int
 	teamRate    int
@@ -78,6 +81,10 @@ func (c *config) supervisors() int {
 		switch s {
 		case "fanout", "saturation":
 			n = max(n, c.fanoutSubs)
+		case "ingest":
+			if c.ingestFiltered {
+				n = max(n, c.ingestSubs)
+			}
 		case "teamstatus":
 			n = max(n, c.teamSups)
 		}
@@ -120,6 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.window, "window", 64, "saturation: most notifications posted but not yet delivered to every subscriber")
 	fs.IntVar(&cfg.posters, "posters", 16, "ingest, ceiling: concurrent posters")
 	fs.IntVar(&cfg.ingestSubs, "ingest-subscribers", 1000, "ingest: subscribed agents (each event goes to one)")
+	fs.BoolVar(&cfg.ingestFiltered, "ingest-filtered", false, "ingest: the subscribers are supervisors, each with a filter on one agent's GSW_AGENT_ID (each event still goes to one)")
 	fs.IntVar(&cfg.teamAgents, "team-agents", 500, "teamstatus: agents changing state (teams of 50)")
 	fs.IntVar(&cfg.teamSups, "team-supervisors", 50, "teamstatus: watching supervisors")
 	fs.IntVar(&cfg.teamRate, "team-rate", 50, "teamstatus: state changes per second, all agents together")

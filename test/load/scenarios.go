@@ -284,13 +284,17 @@ func (r *runner) ingest(ctx context.Context) (map[string]any, error) {
 	a := r.cfg.ingestSubs
 	var total atomic.Int64
 	m := startMeter(r.t.pid)
-	clients, err := r.subscribeAll(ctx, a, agentID, &total)
+	subscribe := r.subscribeAll
+	if r.cfg.ingestFiltered {
+		subscribe = r.subscribeFiltered
+	}
+	clients, err := subscribe(ctx, a, agentID, &total)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(clients)
 	setup := m.stop()
-	r.logf("%d agents subscribed in %.1fs", a, setup.Seconds)
+	r.logf("%d subscribers (filtered supervisors: %v) subscribed in %.1fs", a, r.cfg.ingestFiltered, setup.Seconds)
 	agent := func(i int64) string {
 		if a == 0 {
 			return ""
@@ -328,7 +332,7 @@ func (r *runner) ingest(ctx context.Context) (map[string]any, error) {
 	}
 	rate := float64(acked) / load.Seconds
 	res := map[string]any{
-		"posters": r.cfg.posters, "subscribers": a, "acked": acked, "acks_per_s": round(rate, 0),
+		"posters": r.cfg.posters, "subscribers": a, "filtered": r.cfg.ingestFiltered, "acked": acked, "acks_per_s": round(rate, 0),
 		"ack_latency": latencies(ackLat), "post_errors": p.errs.Load(), "delivered": delivered, "lost": lost,
 		"drained": drained, "closed_connections": closed, "e2e_latency": latencies(lat), "setup": setup, "load": load,
 		"target_acks_per_s": 25000, "target_ack_p99_ms": 10,
@@ -350,5 +354,19 @@ func (r *runner) subscribeAll(ctx context.Context, n int, id func(int) string, t
 			return err
 		}
 		return c.subscribe(ctx, topicCP)
+	})
+}
+
+// subscribeFiltered connects n clients, logs client i in as supervisor i
+// and subscribes it to ContactProcessed with a filter on agent id(i), so
+// that each event goes to one supervisor through the routing index's
+// filtered lists.
+func (r *runner) subscribeFiltered(ctx context.Context, n int, id func(int) string, total *atomic.Int64) ([]*wsClient, error) {
+	return connectAll(ctx, r.wsURL(), n, r.cfg.workers, watchOpts{name: topicCP, total: total}, func(ctx context.Context, i int, c *wsClient) error {
+		if err := c.login(ctx, supervisorID(i)); err != nil {
+			return err
+		}
+		_, err := c.request(ctx, "subscribe", map[string]any{"topics": []string{topicCP}, "filter": map[string]string{"GSW_AGENT_ID": id(i)}}, c.session)
+		return err
 	})
 }
