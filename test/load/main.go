@@ -38,24 +38,24 @@ type config struct {
 	profDir   string
 	serverEnv []string
 
-	idle        int
-	settle      time.Duration
-	fanoutSubs  int
-	fanoutRate  int
-	fanoutPost  int
-	satPost     int
-	duration    time.Duration
-	window      int
-	posters     int
-	ingestSubs  int
+	idle       int
+	settle     time.Duration
+	fanoutSubs int
+	fanoutRate int
+	fanoutPost int
+	satPost    int
+	duration   time.Duration
+	window     int
+	posters    int
+	ingestSubs int
 	// ingestFiltered makes the ingest subscribers supervisors, each
 	// filtered to the events of one agent.
 	ingestFiltered bool
-	teamAgents  int
-	teamSups    int
-	teamRate    int
-	workers     int
-	scenarioMax time.Duration
+	teamAgents     int
+	teamSups       int
+	teamRate       int
+	workers        int
+	scenarioMax    time.Duration
 }
 
 // agents is how many agents the generated directory needs.
