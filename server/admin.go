@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
+	"iproc/protocol"
 	"iproc/resources/directory"
 )
 
@@ -45,9 +47,31 @@ func (s *Server) adminDirectory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "request.invalid", err.Error())
 		return
 	}
-	s.sessions.SetDirectory(dir)
-	s.log.Info().Int("agents", len(dir.Agents())).Int("teams", len(dir.Teams())).Msg("directory reloaded")
-	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "agents": len(dir.Agents()), "teams": len(dir.Teams())})
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	version, err := s.sessions.Reload(ctx, dir)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("directory reload")
+		writeError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "the directory could not be stored and applied; try again")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "version": version, "agents": len(dir.Agents()), "teams": len(dir.Teams())})
+}
+
+// getDirectory answers the directory in force for the whole instance
+// domain, with its version (the seq of the reload that made it, 0 for the
+// one the server started with), password hashes left out.
+func (s *Server) getDirectory(w http.ResponseWriter, r *http.Request) {
+	if status, msg := s.authorize(r, s.cfg.AdminToken); status != 0 {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="iproc admin"`)
+		}
+		writeError(w, status, "auth.forbidden", msg)
+		return
+	}
+	dir, version := s.sessions.DirectoryVersion()
+	pub := dir.Public()
+	writeJSON(w, http.StatusOK, map[string]any{"version": version, "agents": pub.Agents, "teams": pub.Teams})
 }
 
 func (s *Server) loadDirectory() (*directory.Directory, error) {
@@ -66,6 +90,10 @@ func (s *Server) ReloadDirectory() error {
 	if err != nil {
 		return fmt.Errorf("reload directory: %w", err)
 	}
-	s.sessions.SetDirectory(dir)
+	ctx, cancel := context.WithTimeout(s.ctx, requestTimeout)
+	defer cancel()
+	if _, err := s.sessions.Reload(ctx, dir); err != nil {
+		return fmt.Errorf("reload directory: %w", err)
+	}
 	return nil
 }

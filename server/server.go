@@ -298,6 +298,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.Handle("/ingest/", s.ingestRoutes())
 	mux.HandleFunc("PUT /admin/directory", s.adminDirectory)
+	mux.HandleFunc("GET /admin/directory", s.getDirectory)
 	mux.Handle("/", web.Handler()) // GET and HEAD; other methods answer 405
 	return mux
 }

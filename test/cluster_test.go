@@ -14,14 +14,20 @@ import (
 func startCluster(t *testing.T, n int, extra ...string) (*redisServer, []*proc) {
 	t.Helper()
 	r := startRedis(t, redisOptions{})
-	dir := writeTestDirectory(t)
 	var ps []*proc
 	for range n {
-		args := append([]string{"--directory", dir, "--data", t.TempDir(), "--redis", r.URL,
-			"--instance-domain", "cluster-test", "--session-grace", "2m"}, extra...)
-		ps = append(ps, startBinary(t, "", nil, args...))
+		ps = append(ps, startInstance(t, r, extra...))
 	}
 	return r, ps
+}
+
+// startInstance starts one more instance of startCluster's domain on r,
+// with the test directory file.
+func startInstance(t *testing.T, r *redisServer, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"--directory", writeTestDirectory(t), "--data", t.TempDir(), "--redis", r.URL,
+		"--instance-domain", "cluster-test", "--session-grace", "2m"}, extra...)
+	return startBinary(t, "", nil, args...)
 }
 
 // An agent logged in on A is asked to confirm on B; the override on B

@@ -54,7 +54,7 @@ func (r *Report[W]) Begin(w W, agentID string, send func(frames [][]byte)) {
 	defer r.mu.Unlock()
 	var frames [][]byte
 	for _, team := range r.dir.TeamsOf(agentID) {
-		frames = append(frames, teamFrame(protocol.EventTeamAdded, agentID, team, r.membersLocked(team.MemberIDs())))
+		frames = append(frames, teamFrame(protocol.EventTeamAdded, 0, agentID, team, r.membersLocked(team.MemberIDs())))
 	}
 	send(frames)
 	r.watchLocked(w, agentID)
@@ -124,39 +124,17 @@ func (r *Report[W]) StatusFrames(w W, seq uint64, st State) [][]byte {
 	return newStatusEncoder(r.dir, seq, st).frames(agentID)
 }
 
-// SetDirectory replaces the directory and tells each watcher what changed
-// for it: a team it now sees → teamadded, one it no longer sees →
-// teamremoved, and for a team it still sees the changes directory.Diff
-// lists (teamchanged, memberremoved, memberadded; a member whose name or
-// type changed is removed and added again).
-func (r *Report[W]) SetDirectory(dir *directory.Directory, deliver Deliver[W]) {
+// SetDirectory replaces the directory, a reload committed at seq, and tells
+// each watcher what changed for it (see reloadFramesLocked); the events
+// carry seq.
+func (r *Report[W]) SetDirectory(seq uint64, dir *directory.Directory, deliver Deliver[W]) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.dir
 	r.dir = dir
-	byTeam := map[string][]directory.Change{}
-	for _, c := range directory.Diff(old, dir) {
-		byTeam[c.TeamID] = append(byTeam[c.TeamID], c)
-	}
+	changes := changesByTeam(old, dir)
 	for w, agentID := range r.watching {
-		before := old.TeamsOf(agentID)
-		after := dir.TeamsOf(agentID)
-		var frames [][]byte
-		for _, team := range after {
-			if !hasTeam(before, team.ID) {
-				frames = append(frames, teamFrame(protocol.EventTeamAdded, agentID, team, r.membersLocked(team.MemberIDs())))
-				continue
-			}
-			for _, c := range byTeam[team.ID] {
-				frames = append(frames, r.changeFrame(agentID, team, c))
-			}
-		}
-		for _, team := range before {
-			if !hasTeam(after, team.ID) {
-				frames = append(frames, teamFrame(protocol.EventTeamRemoved, agentID, team, nil))
-			}
-		}
-		if len(frames) > 0 {
+		if frames := r.reloadFramesLocked(seq, old, dir, changes, agentID); len(frames) > 0 {
 			deliver(w, frames)
 		}
 	}
@@ -167,19 +145,66 @@ func (r *Report[W]) SetDirectory(dir *directory.Directory, deliver Deliver[W]) {
 	}
 }
 
-// changeFrame is the event of change c of team (as it is now) for watcher.
-func (r *Report[W]) changeFrame(watcher string, team directory.Team, c directory.Change) []byte {
+// ReloadFrames returns the events that w got, or would have got, for the
+// reload from old to cur committed at seq: none when w does not watch.
+// Replay uses it; members show their states as they are now.
+func (r *Report[W]) ReloadFrames(w W, seq uint64, old, cur *directory.Directory) [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	agentID, ok := r.watching[w]
+	if !ok {
+		return nil
+	}
+	return r.reloadFramesLocked(seq, old, cur, changesByTeam(old, cur), agentID)
+}
+
+func changesByTeam(old, cur *directory.Directory) map[string][]directory.Change {
+	byTeam := map[string][]directory.Change{}
+	for _, c := range directory.Diff(old, cur) {
+		byTeam[c.TeamID] = append(byTeam[c.TeamID], c)
+	}
+	return byTeam
+}
+
+// reloadFramesLocked is what watcher agentID is told of a reload from old
+// to cur: a team it now sees → teamadded, one it no longer sees →
+// teamremoved, and for a team it still sees the changes directory.Diff
+// lists (teamchanged, memberremoved, memberadded; a member whose name or
+// type changed is removed and added again). r.mu must be held.
+func (r *Report[W]) reloadFramesLocked(seq uint64, old, cur *directory.Directory, changes map[string][]directory.Change, agentID string) [][]byte {
+	before, after := old.TeamsOf(agentID), cur.TeamsOf(agentID)
+	var frames [][]byte
+	for _, team := range after {
+		if !hasTeam(before, team.ID) {
+			frames = append(frames, teamFrame(protocol.EventTeamAdded, seq, agentID, team, r.membersOfLocked(cur, team.MemberIDs())))
+			continue
+		}
+		for _, c := range changes[team.ID] {
+			frames = append(frames, r.changeFrameLocked(seq, cur, agentID, team, c))
+		}
+	}
+	for _, team := range before {
+		if !hasTeam(after, team.ID) {
+			frames = append(frames, teamFrame(protocol.EventTeamRemoved, seq, agentID, team, nil))
+		}
+	}
+	return frames
+}
+
+// changeFrameLocked is the event of change c of team (as it is in cur) for
+// watcher.
+func (r *Report[W]) changeFrameLocked(seq uint64, cur *directory.Directory, watcher string, team directory.Team, c directory.Change) []byte {
 	switch c.Kind {
 	case directory.ChangeMemberAdded:
-		return teamFrame(protocol.EventMemberAdded, watcher, team, r.membersLocked(c.MemberIDs))
+		return teamFrame(protocol.EventMemberAdded, seq, watcher, team, r.membersOfLocked(cur, c.MemberIDs))
 	case directory.ChangeMemberRemoved:
 		removed := make([]removedMember, len(c.MemberIDs))
 		for i, id := range c.MemberIDs {
 			removed[i] = removedMember{MemberID: id}
 		}
-		return teamFrame(protocol.EventMemberRemoved, watcher, team, removed)
+		return teamFrame(protocol.EventMemberRemoved, seq, watcher, team, removed)
 	default: // teamchanged
-		return teamFrame(protocol.EventTeamChanged, watcher, team, nil)
+		return teamFrame(protocol.EventTeamChanged, seq, watcher, team, nil)
 	}
 }
 
@@ -221,10 +246,13 @@ func (r *Report[W]) unwatchLocked(w W) {
 
 // membersLocked describes the agents ids with their current states; r.mu
 // must be held.
-func (r *Report[W]) membersLocked(ids []string) []member {
+func (r *Report[W]) membersLocked(ids []string) []member { return r.membersOfLocked(r.dir, ids) }
+
+// membersOfLocked is membersLocked with the names and types of dir.
+func (r *Report[W]) membersOfLocked(dir *directory.Directory, ids []string) []member {
 	out := make([]member, 0, len(ids))
 	for _, id := range ids {
-		out = append(out, memberOf(r.dir, id, r.states[id]))
+		out = append(out, memberOf(dir, id, r.states[id]))
 	}
 	return out
 }
@@ -275,11 +303,11 @@ type teamEvent struct {
 	Team    teamView `json:"team"`
 }
 
-// teamFrame encodes a team-status event without a seq for watcher; members
-// is a []member, a []removedMember, or nil.
-func teamFrame(name, watcher string, team directory.Team, members any) []byte {
+// teamFrame encodes a team-status event for watcher, with seq (0: none);
+// members is a []member, a []removedMember, or nil.
+func teamFrame(name string, seq uint64, watcher string, team directory.Team, members any) []byte {
 	data, _ := json.Marshal(teamEvent{AgentID: watcher, Team: teamView{TeamID: team.ID, TeamName: team.Name, Members: members}})
-	return protocol.EventFrame(name, 0, data)
+	return protocol.EventFrame(name, seq, data)
 }
 
 // statusEncoder builds the memberstatuschanged frames of one agent-state

@@ -131,28 +131,36 @@ func TestSetDirectoryRenamesAndMoves(t *testing.T) {
 	rep.Watch("w-cy", "1003")
 	after := `{"agents":[` + agents("1001/Ann/Agent", "1002/Robert/Agent", "1003/Cy/TeamLead", "2001/Sue/Supervisor") + `],
 		"teams":[{"id":"t1","name":"Sales East","members":["1001","1002","1003"],"supervisors":["2001"]}]}`
-	rep.SetDirectory(dir(t, after), rec.deliver)
+	rep.SetDirectory(12, dir(t, after), rec.deliver)
 	want := map[string][]string{
 		"w-sue": {
-			"teamchanged 2001 t1 Sales East",
-			"memberremoved 2001 t1 Sales East 1002",
-			"memberadded 2001 t1 Sales East 1002/Robert/logged_out/<nil> 1003/Cy/logged_out/<nil>",
-			"teamremoved 2001 t2 Support",
+			"teamchanged#12 2001 t1 Sales East",
+			"memberremoved#12 2001 t1 Sales East 1002",
+			"memberadded#12 2001 t1 Sales East 1002/Robert/logged_out/<nil> 1003/Cy/logged_out/<nil>",
+			"teamremoved#12 2001 t2 Support",
 		},
 		"w-ann": {
-			"teamchanged 1001 t1 Sales East",
-			"memberremoved 1001 t1 Sales East 1002",
-			"memberadded 1001 t1 Sales East 1002/Robert/logged_out/<nil> 1003/Cy/logged_out/<nil>",
+			"teamchanged#12 1001 t1 Sales East",
+			"memberremoved#12 1001 t1 Sales East 1002",
+			"memberadded#12 1001 t1 Sales East 1002/Robert/logged_out/<nil> 1003/Cy/logged_out/<nil>",
 		},
 		"w-cy": {
-			"teamadded 1003 t1 Sales East 1001/Ann/logged_out/<nil> 1002/Robert/logged_out/<nil> 1003/Cy/logged_out/<nil> 2001/Sue/logged_out/<nil>",
-			"teamremoved 1003 t2 Support",
+			"teamadded#12 1003 t1 Sales East 1001/Ann/logged_out/<nil> 1002/Robert/logged_out/<nil> 1003/Cy/logged_out/<nil> 2001/Sue/logged_out/<nil>",
+			"teamremoved#12 1003 t2 Support",
 		},
 	}
 	for w, lines := range want {
 		if got := rec.lines[w]; !slices.Equal(got, lines) {
 			t.Errorf("%s got\n%s\nwant\n%s", w, strings.Join(got, "\n"), strings.Join(lines, "\n"))
 		}
+	}
+	// Replay tells a watcher the same.
+	var replayed []string
+	for _, f := range rep.ReloadFrames("w-cy", 12, dir(t, before), dir(t, after)) {
+		replayed = append(replayed, line(t, f))
+	}
+	if !slices.Equal(replayed, want["w-cy"]) {
+		t.Errorf("replayed %v, want %v", replayed, want["w-cy"])
 	}
 	// Live changes follow the new teams.
 	rec.lines = map[string][]string{}
@@ -162,7 +170,7 @@ func TestSetDirectoryRenamesAndMoves(t *testing.T) {
 	}
 	// A reload with no change tells nobody anything.
 	rec.lines = map[string][]string{}
-	rep.SetDirectory(dir(t, after), rec.deliver)
+	rep.SetDirectory(12, dir(t, after), rec.deliver)
 	if len(rec.lines) != 0 {
 		t.Fatalf("an unchanged directory produced %v", rec.lines)
 	}

@@ -90,6 +90,7 @@ type Directory struct {
 	teamList  []Team            // sorted by id
 	teamsOf   map[string][]Team // agent id → teams it is in or supervises, sorted by id
 	dummyHash []byte            // compared against for unknown ids (see Authenticate)
+	raw       []byte            // the JSON it was parsed from
 }
 
 // Load reads and parses the directory file at path. Its errors name the file.
@@ -146,3 +147,33 @@ func (d *Directory) Teams() []Team { return slices.Clone(d.teamList) }
 // TeamsOf returns the teams agentID is a member of or supervises, sorted by
 // id; nil for an unknown agent or one in no team.
 func (d *Directory) TeamsOf(agentID string) []Team { return slices.Clone(d.teamsOf[agentID]) }
+
+// Raw returns the JSON the directory was parsed from (password hashes
+// included): what a reload stores, so that every instance parses the same
+// directory. The caller must not modify it.
+func (d *Directory) Raw() []byte { return d.raw }
+
+// PublicAgent is an agent as GET /admin/directory shows it: without its
+// password hash.
+type PublicAgent struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Type      AgentType `json:"type"`
+	Extension string    `json:"extension,omitempty"`
+}
+
+// Public is the directory without secrets: agents without password hashes,
+// and teams, each sorted by id.
+type Public struct {
+	Agents []PublicAgent `json:"agents"`
+	Teams  []Team        `json:"teams"`
+}
+
+// Public returns the directory without its password hashes.
+func (d *Directory) Public() Public {
+	out := Public{Agents: make([]PublicAgent, 0, len(d.agentList)), Teams: d.Teams()}
+	for _, a := range d.agentList {
+		out.Agents = append(out.Agents, PublicAgent{ID: a.ID, Name: a.Name, Type: a.Type, Extension: a.Extension})
+	}
+	return out
+}

@@ -49,6 +49,7 @@ func Parse(data []byte) (*Directory, error) {
 	if len(p.problems) > 0 {
 		return nil, &ValidationError{Problems: p.problems}
 	}
+	d.raw = bytes.Clone(data)
 	return d, nil
 }
 

@@ -66,6 +66,8 @@ func (r *Registry) dispatchOther(ev store.Event) {
 		r.team.Apply(ev.Seq, st, own, own != nil, ownFrames, func(s *Session, frames [][]byte) { s.deliver(ev.Seq, frames) })
 	case EventSessionOpened, EventSessionSubs, EventSessionClosed:
 		r.applyRemote(ev)
+	case EventDirectoryReloaded:
+		r.applyReload(ev)
 	}
 }
 
@@ -87,6 +89,8 @@ func (r *Registry) framesFor(s *Session, ev store.Event) [][]byte {
 			frames = append(frames, stateChangedFrame(ev.Seq, st))
 		}
 		return append(frames, r.team.StatusFrames(s, ev.Seq, st)...)
+	case ev.Name == EventDirectoryReloaded:
+		return r.reloadFrames(s, ev.Seq)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"iproc/reporting/store"
 	"iproc/reporting/teamstatus"
+	"iproc/resources/directory"
 	"iproc/resources/routing"
 )
 
@@ -95,6 +96,8 @@ func (Projector) Project(kv store.KV, ev store.Event) error {
 			return nil
 		}
 		return kv.Delete(bucketSession, rec.ID)
+	case EventDirectoryReloaded:
+		return projectDirectory(kv, ev)
 	}
 	return nil
 }
@@ -104,8 +107,13 @@ func (Projector) Project(kv store.KV, ev store.Event) error {
 func (r *Registry) load() error {
 	var recs []sessionRecord
 	var states []teamstatus.State
+	var stored *directory.Directory
+	var version uint64
 	err := r.log.View(func(kv store.KV) error {
 		var err error
+		if stored, version, err = loadDirectory(kv); err != nil {
+			return err
+		}
 		if states, err = teamstatus.LoadStates(kv); err != nil {
 			return err
 		}
@@ -125,6 +133,15 @@ func (r *Registry) load() error {
 	})
 	if err != nil {
 		return errors.Join(errors.New("session: load sessions"), err)
+	}
+	if stored != nil {
+		// The domain's directory, as the newest reload left it, wins over
+		// the configured one.
+		r.logger.Info().Uint64("version", version).Int("agents", len(stored.Agents())).Int("teams", len(stored.Teams())).
+			Msg("using the directory stored by the newest reload instead of the configured one (PUT /admin/directory or SIGHUP loads a new one)")
+		r.dir.Store(stored)
+		r.dirVersion = version
+		r.team.SetDirectory(version, stored, func(*Session, [][]byte) {})
 	}
 	r.team.Restore(states)
 	dir := r.Directory()

@@ -80,6 +80,12 @@ type Registry struct {
 	// commits wakes catchUp when applied moves (cluster.go).
 	commits *notifier
 
+	// dirMu guards dirVersion and reloads (directory.go); the directory
+	// itself is read without it.
+	dirMu      sync.Mutex
+	dirVersion uint64
+	reloads    []reload
+
 	mu      sync.RWMutex
 	byID    map[string]*Session
 	byAgent map[string]*Session
@@ -122,13 +128,6 @@ func New(cfg Config) (*Registry, error) {
 
 // Directory returns the current directory.
 func (r *Registry) Directory() *directory.Directory { return r.dir.Load() }
-
-// SetDirectory replaces the directory (a reload); team-status watchers are
-// told what changed for them.
-func (r *Registry) SetDirectory(dir *directory.Directory) {
-	r.dir.Store(dir)
-	r.team.SetDirectory(dir, func(s *Session, frames [][]byte) { s.deliver(0, frames) })
-}
 
 // Get returns the session with id.
 func (r *Registry) Get(id string) (*Session, bool) {
