@@ -60,6 +60,10 @@ type Config struct {
 	// AdminToken, when set, is required on /admin/*; when empty /admin/* is
 	// open to loopback clients only.
 	AdminToken string
+	// CustomerFields are the fields holding customer data, masked for
+	// viewers who may not see them whole (SPEC §3.6). Nil means the
+	// defaults (routing.DefaultCustomerFields); empty masks nothing.
+	CustomerFields []string
 	// AllowedOrigins lists the WebSocket Origin values accepted besides the
 	// same host. Empty means same host only.
 	AllowedOrigins []string
@@ -242,6 +246,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		Logger:   log.With().Str("component", "sessions").Logger(),
 		Instance: s.cluster.instance, Alive: s.cluster.alive,
 		VerifyToken: verifyToken, NoPasswordLogin: cfg.NoPasswordLogin,
+		CustomerFields: cfg.CustomerFields,
 	})
 	if err != nil {
 		st.Close()

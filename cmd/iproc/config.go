@@ -33,6 +33,7 @@ type options struct {
 	pprof                                                   string
 	oidcIssuer, oidcAudience, oidcAgentClaim                string
 	passwordLogin                                           bool
+	customerFields                                          []string
 }
 
 // setting is one flag with its environment variable and default.
@@ -61,6 +62,7 @@ var settings = []setting{
 	{"oidc-issuer", "IPROC_OIDC_ISSUER", "", "OpenID Connect issuer URL: enables single sign-on login with ID tokens", false},
 	{"oidc-audience", "IPROC_OIDC_AUDIENCE", "", "the client id ID tokens must be issued for (required with --oidc-issuer)", false},
 	{"oidc-agent-claim", "IPROC_OIDC_AGENT_CLAIM", "preferred_username", "ID token claim that must equal the directory agent id", false},
+	{"customer-fields", "IPROC_CUSTOMER_FIELDS", "GSW_PHONE,_customer_number,_phone_number,client_number,dial_number", "comma-separated fields holding customer data, masked for all but the call's agent (none: mask nothing)", false},
 }
 
 // parseFlags reads flags over environment values over defaults, and checks
@@ -112,6 +114,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		adminToken: v("admin-token"), allowedOrigins: v("allowed-origins"), instanceDomain: v("instance-domain"),
 		logFormat: v("log-format"), pprof: v("pprof"),
 		oidcIssuer: v("oidc-issuer"), oidcAudience: v("oidc-audience"), oidcAgentClaim: v("oidc-agent-claim"),
+		customerFields: []string{},
+	}
+	if cf := v("customer-fields"); cf != "none" {
+		for _, f := range strings.Split(cf, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				o.customerFields = append(o.customerFields, f)
+			}
+		}
 	}
 	var err error
 	if _, _, err = net.SplitHostPort(o.listen); err != nil {
@@ -229,6 +239,7 @@ func (o *options) serverConfig() (server.Config, error) {
 		DirectoryPath: o.directory,
 		OIDCIssuer:    o.oidcIssuer, OIDCAudience: o.oidcAudience, OIDCAgentClaim: o.oidcAgentClaim,
 		NoPasswordLogin: !o.passwordLogin,
+		CustomerFields:  o.customerFields,
 	}
 	if o.allowedOrigins != "" {
 		cfg.AllowedOrigins = strings.Split(o.allowedOrigins, ",")

@@ -49,7 +49,22 @@ type Agent struct {
 	Extension string `json:"extension,omitempty"`
 	// PasswordHash is the bcrypt hash of the agent's password.
 	PasswordHash string `json:"passwordHash"`
+	// CustomerData is CustomerDataFull for an agent who sees customer data
+	// (phone numbers) whole in every event and report; otherwise it sees
+	// them whole only in its own calls' (CustomerDataMasked, the default
+	// when empty).
+	CustomerData string `json:"customerData,omitempty"`
 }
+
+// The values of Agent.CustomerData.
+const (
+	CustomerDataFull   = "full"
+	CustomerDataMasked = "masked"
+)
+
+// SeesCustomerData reports whether a sees customer data whole in every
+// event and report.
+func (a Agent) SeesCustomerData() bool { return a.CustomerData == CustomerDataFull }
 
 // Team is a named group of agents. Members and Supervisors keep the order of
 // the directory file. An agent may appear in both lists; watchers count it
@@ -156,10 +171,11 @@ func (d *Directory) Raw() []byte { return d.raw }
 // PublicAgent is an agent as GET /admin/directory shows it: without its
 // password hash.
 type PublicAgent struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Type      AgentType `json:"type"`
-	Extension string    `json:"extension,omitempty"`
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Type         AgentType `json:"type"`
+	Extension    string    `json:"extension,omitempty"`
+	CustomerData string    `json:"customerData,omitempty"`
 }
 
 // Public is the directory without secrets: agents without password hashes,
@@ -173,7 +189,7 @@ type Public struct {
 func (d *Directory) Public() Public {
 	out := Public{Agents: make([]PublicAgent, 0, len(d.agentList)), Teams: d.Teams()}
 	for _, a := range d.agentList {
-		out.Agents = append(out.Agents, PublicAgent{ID: a.ID, Name: a.Name, Type: a.Type, Extension: a.Extension})
+		out.Agents = append(out.Agents, PublicAgent{ID: a.ID, Name: a.Name, Type: a.Type, Extension: a.Extension, CustomerData: a.CustomerData})
 	}
 	return out
 }

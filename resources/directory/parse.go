@@ -130,12 +130,16 @@ func (p *parser) agents(top map[string]json.RawMessage, d *Directory) (costs map
 		if id != "" {
 			label = fmt.Sprintf("agents[%d] (id %s)", i, quote(id))
 		}
-		p.unknown(f, label, "id", "name", "type", "extension", "passwordHash")
+		p.unknown(f, label, "id", "name", "type", "extension", "passwordHash", "customerData")
 		name, nameTyped := p.str(f, "name", label)
 		typ, typeTyped := p.str(f, "type", label)
 		ext, _ := p.str(f, "extension", label)
 		hash, hashTyped := p.str(f, "passwordHash", label)
-		a := Agent{ID: id, Name: name, Type: AgentType(typ), Extension: ext, PasswordHash: hash}
+		customer, _ := p.str(f, "customerData", label)
+		a := Agent{ID: id, Name: name, Type: AgentType(typ), Extension: ext, PasswordHash: hash, CustomerData: customer}
+		if customer != "" && customer != CustomerDataFull && customer != CustomerDataMasked {
+			p.add(`%s: customerData %s is not "full" or "masked"`, label, quote(customer))
+		}
 		idOK := idTyped && p.checkID(label, a.ID)
 		if nameTyped && strings.TrimSpace(a.Name) == "" {
 			p.add(`%s: "name" is required`, label)

@@ -49,7 +49,7 @@ func TestParseInvalid(t *testing.T) {
 		{"agents not an array", []byte(`{"agents": {"id": "1"}}`), `"agents" must be an array`},
 		{"agent not an object", doc(okAgents+`, "1004"`, ``), `agents[4]: must be a JSON object`},
 		{"unknown agent field", doc(okAgents+`, {"id": "1004", "name": "Di", "type": "Agent", "passwordHash": "HASH", "Password": "x"}`, ``),
-			`agents[4] (id "1004"): unknown field "Password" (known: id, name, type, extension, passwordHash)`},
+			`agents[4] (id "1004"): unknown field "Password" (known: id, name, type, extension, passwordHash, customerData)`},
 		{"field in the wrong case", doc(okAgents+`, {"ID": "1004", "name": "Di", "type": "Agent", "passwordHash": "HASH"}`, ``),
 			`agents[4]: unknown field "ID"`},
 		{"missing id", doc(okAgents+`, {"name": "Di", "type": "Agent", "passwordHash": "HASH"}`, ``), `agents[4]: "id" is required`},

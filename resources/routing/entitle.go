@@ -25,6 +25,10 @@ type Viewer struct {
 	// SeesAll is set for supervisors and team leads, who may receive every
 	// event of every topic.
 	SeesAll bool
+	// FullCustomerData is set for agents allowed customer data whole in
+	// every event (directory "customerData": "full"); others get it whole
+	// only in their own events (see WholeCustomerData).
+	FullCustomerData bool
 }
 
 // Entitled reports whether v may receive the topic event ev (SPEC §3.6):

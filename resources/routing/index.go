@@ -45,11 +45,15 @@ type Index[S comparable] struct {
 	// under each field: the fields an event of the topic is looked up by.
 	fields map[string]map[string]int
 	subs   map[S]map[string]*entry[S] // subscriber → topic → its subscription
+	// customer are the customer-data fields: a filter on one matches only
+	// for viewers who may see the value whole, so that nobody can guess
+	// numbers by filtering.
+	customer CustomerFields
 }
 
-// New makes an empty index.
-func New[S comparable]() *Index[S] {
-	return &Index[S]{lists: map[key][]*entry[S]{}, fields: map[string]map[string]int{}, subs: map[S]map[string]*entry[S]{}}
+// New makes an empty index; customer are the customer-data fields.
+func New[S comparable](customer CustomerFields) *Index[S] {
+	return &Index[S]{lists: map[key][]*entry[S]{}, fields: map[string]map[string]int{}, subs: map[S]map[string]*entry[S]{}, customer: customer}
 }
 
 // Subscribe subscribes sub, seen as v, to each of topics with filter f,
@@ -129,7 +133,7 @@ func (ix *Index[S]) Receives(sub S, ev store.Event) bool {
 		return false
 	}
 	fc := fieldCache{data: ev.Data}
-	return e.receives(ev, &fc)
+	return ix.receives(e, ev, &fc)
 }
 
 // Route calls deliver for every subscriber that is to receive the topic
@@ -179,7 +183,7 @@ func (ix *Index[S]) RouteRun(run []store.Event, deliver func(sub S, i int)) {
 	ix.mu.RUnlock()
 	for _, e := range all {
 		for i, ev := range run {
-			if e.receives(ev, &facts[i]) {
+			if ix.receives(e, ev, &facts[i]) {
 				deliver(e.sub, i)
 			}
 		}
@@ -187,7 +191,7 @@ func (ix *Index[S]) RouteRun(run []store.Event, deliver func(sub S, i int)) {
 	for i, ev := range run {
 		for _, l := range keyed[i] {
 			for _, e := range l {
-				if e.receives(ev, &facts[i]) {
+				if ix.receives(e, ev, &facts[i]) {
 					deliver(e.sub, i)
 				}
 			}
@@ -195,12 +199,16 @@ func (ix *Index[S]) RouteRun(run []store.Event, deliver func(sub S, i int)) {
 	}
 }
 
-// receives applies the rights and the filter to ev.
-func (e *entry[S]) receives(ev store.Event, fc *fieldCache) bool {
+// receives applies the rights and e's filter to ev. A filter on a
+// customer-data field matches only when e's viewer may see it whole.
+func (ix *Index[S]) receives(e *entry[S], ev store.Event, fc *fieldCache) bool {
 	if !Entitled(e.viewer, ev) {
 		return false
 	}
 	for field, want := range e.filter {
+		if ix.customer.Has(field) && !WholeCustomerData(e.viewer, ev) {
+			return false
+		}
 		if got, ok := fc.text(field); !ok || got != want {
 			return false
 		}

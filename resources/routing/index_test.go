@@ -66,7 +66,7 @@ func TestEntitled(t *testing.T) {
 }
 
 func TestRouteRightsAndFilters(t *testing.T) {
-	ix := New[string]()
+	ix := New[string](NewCustomerFields(DefaultCustomerFields...))
 	all := protocol.Topics()
 	ix.Subscribe("sup", sup, all, nil)
 	ix.Subscribe("sup-g1", sup, all, Filter{"GSW_CAMPAIGN_GROUP_GUID": "G1"})
@@ -101,7 +101,7 @@ func TestRouteRightsAndFilters(t *testing.T) {
 }
 
 func TestFilterComparesText(t *testing.T) {
-	ix := New[string]()
+	ix := New[string](NewCustomerFields(DefaultCustomerFields...))
 	ix.Subscribe("n", sup, []string{protocol.TopicContactProcessed}, Filter{"GSW_CALL_RESULT": "33"})
 	ix.Subscribe("s", sup, []string{protocol.TopicContactProcessed}, Filter{"GSW_CALL_RESULT": "34"})
 	ev := store.Event{Seq: 1, Name: protocol.TopicContactProcessed, Data: json.RawMessage(`{"GSW_CALL_RESULT":"33"}`)}
@@ -119,7 +119,7 @@ func TestFilterComparesText(t *testing.T) {
 }
 
 func TestResubscribeReplacesFilterAndUnsubscribe(t *testing.T) {
-	ix := New[string]()
+	ix := New[string](NewCustomerFields(DefaultCustomerFields...))
 	topic := []string{protocol.TopicContactProcessed}
 	ix.Subscribe("s", sup, topic, Filter{"GSW_CAMPAIGN_GROUP_GUID": "G1"})
 	ix.Subscribe("s", sup, topic, Filter{"GSW_CAMPAIGN_GROUP_GUID": "G2"})
@@ -148,7 +148,7 @@ func TestResubscribeReplacesFilterAndUnsubscribe(t *testing.T) {
 // Subscriptions an agent can never use (campaign group states) are kept,
 // so they are stored and reported, but index nothing.
 func TestAgentSubscriptionToCampaignStatesIsKeptButRoutesNothing(t *testing.T) {
-	ix := New[string]()
+	ix := New[string](NewCustomerFields(DefaultCustomerFields...))
 	ix.Subscribe("ann", ann, []string{protocol.TopicCampaignGroupState}, nil)
 	if subs := ix.Subscriptions("ann"); len(subs) != 1 {
 		t.Fatalf("Subscriptions = %v", subs)
@@ -165,7 +165,7 @@ func TestAgentSubscriptionToCampaignStatesIsKeptButRoutesNothing(t *testing.T) {
 // instance enter the index: with the rights of their viewer, whatever they
 // subscribed to; repeated replaces and a remove leave nothing behind.
 func TestReplaceKeepsRightsAndLeavesNoStaleEntries(t *testing.T) {
-	ix := New[string]()
+	ix := New[string](NewCustomerFields(DefaultCustomerFields...))
 	for i := range 100 {
 		s := fmt.Sprintf("remote-%d", i)
 		ix.Replace(s, ann, map[string]Filter{protocol.TopicContactProcessed: nil, protocol.TopicCampaignGroupState: nil})
@@ -186,7 +186,7 @@ func TestReplaceKeepsRightsAndLeavesNoStaleEntries(t *testing.T) {
 // RouteRun gives an unfiltered subscriber the whole run in order and every
 // subscriber its events in seq order.
 func TestRouteRunOrder(t *testing.T) {
-	ix := New[string]()
+	ix := New[string](NewCustomerFields(DefaultCustomerFields...))
 	ix.Subscribe("sup", sup, []string{protocol.TopicContactProcessed}, nil)
 	ix.Subscribe("ann", ann, []string{protocol.TopicContactProcessed}, nil)
 	ix.Subscribe("g1", sup, []string{protocol.TopicContactProcessed}, Filter{"GSW_CAMPAIGN_GROUP_GUID": "G1"})

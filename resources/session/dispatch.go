@@ -7,6 +7,7 @@ import (
 	"iproc/protocol"
 	"iproc/reporting/store"
 	"iproc/reporting/teamstatus"
+	"iproc/resources/routing"
 )
 
 // DispatchBatch delivers committed events, in seq order, to the sessions
@@ -35,15 +36,35 @@ func (r *Registry) DispatchBatch(evs []store.Event) {
 func (r *Registry) Dispatch(ev store.Event) { r.DispatchBatch([]store.Event{ev}) }
 
 // dispatchTopic delivers a run of events of one topic to the sessions the
-// routing index names, each event encoded once for all of them.
+// routing index names. Each event is encoded at most twice for all of
+// them: whole, and with its customer data masked.
 func (r *Registry) dispatchTopic(run []store.Event) {
-	frames := make([][]byte, len(run))
+	frames := make([]topicFrames, len(run))
 	r.routes.RouteRun(run, func(s *Session, i int) {
-		if frames[i] == nil {
-			frames[i] = protocol.EventFrame(run[i].Name, run[i].Seq, run[i].Data)
-		}
-		s.deliver(run[i].Seq, frames[i:i+1])
+		s.deliver(run[i].Seq, frames[i].get(r.customer, run[i], routing.WholeCustomerData(s.viewer(), run[i])))
 	})
+}
+
+// topicFrames holds the encodings of one topic event, made on demand.
+type topicFrames struct {
+	whole, masked [][]byte
+}
+
+// get returns the event's frame, whole or with its customer data masked.
+func (f *topicFrames) get(customer routing.CustomerFields, ev store.Event, whole bool) [][]byte {
+	if f.whole == nil {
+		f.whole = [][]byte{protocol.EventFrame(ev.Name, ev.Seq, ev.Data)}
+	}
+	if whole {
+		return f.whole
+	}
+	if f.masked == nil {
+		f.masked = f.whole
+		if data, changed := customer.Mask(ev.Data); changed {
+			f.masked = [][]byte{protocol.EventFrame(ev.Name, ev.Seq, data)}
+		}
+	}
+	return f.masked
 }
 
 // dispatchOther applies an event that is not a topic: an agent state
@@ -77,7 +98,8 @@ func (r *Registry) framesFor(s *Session, ev store.Event) [][]byte {
 	switch {
 	case protocol.IsTopic(ev.Name):
 		if r.routes.Receives(s, ev) {
-			return [][]byte{protocol.EventFrame(ev.Name, ev.Seq, ev.Data)}
+			var f topicFrames
+			return f.get(r.customer, ev, routing.WholeCustomerData(s.viewer(), ev))
 		}
 	case ev.Name == teamstatus.EventAgentState:
 		st, ok := teamstatus.Decode(ev)

@@ -57,6 +57,10 @@ type Config struct {
 	VerifyToken func(ctx context.Context, agentID, token string) error
 	// NoPasswordLogin refuses password logins (single sign-on only).
 	NoPasswordLogin bool
+	// CustomerFields are the fields holding customer data, masked for
+	// viewers who may not see them (SPEC §3.6). Nil means
+	// routing.DefaultCustomerFields; empty masks nothing.
+	CustomerFields []string
 }
 
 // Registry holds the sessions of this server (and, in cluster mode, those
@@ -69,7 +73,9 @@ type Registry struct {
 	dir    atomic.Pointer[directory.Directory]
 	limits *loginLimiter
 	routes *routing.Index[*Session]
-	team   *teamstatus.Report[*Session]
+	// customer masks customer data for the viewers who may not see it.
+	customer routing.CustomerFields
+	team     *teamstatus.Report[*Session]
 
 	verifyToken func(ctx context.Context, agentID, token string) error
 	noPassword  bool
@@ -107,10 +113,15 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CustomerFields == nil {
+		cfg.CustomerFields = routing.DefaultCustomerFields
+	}
+	customer := routing.NewCustomerFields(cfg.CustomerFields...)
 	r := &Registry{
-		log: cfg.Log, grace: cfg.Grace, now: cfg.Now, logger: cfg.Logger,
+		customer: customer,
+		log:      cfg.Log, grace: cfg.Grace, now: cfg.Now, logger: cfg.Logger,
 		limits:   newLoginLimiter(cfg.Now),
-		routes:   routing.New[*Session](),
+		routes:   routing.New[*Session](customer),
 		team:     teamstatus.New[*Session](cfg.Directory),
 		instance: cfg.Instance, alive: cfg.Alive,
 		verifyToken: cfg.VerifyToken, noPassword: cfg.NoPasswordLogin,

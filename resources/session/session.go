@@ -60,7 +60,7 @@ type heldEvent struct {
 
 // viewer is how the routing index sees the session's agent.
 func (s *Session) viewer() routing.Viewer {
-	return routing.Viewer{AgentID: s.Agent.ID, Extension: s.Agent.Extension, SeesAll: s.Agent.Type.SeesAllTopics()}
+	return routing.Viewer{AgentID: s.Agent.ID, Extension: s.Agent.Extension, SeesAll: s.Agent.Type.SeesAllTopics(), FullCustomerData: s.Agent.SeesCustomerData()}
 }
 
 // Attached reports whether c is the session's current connection and the
