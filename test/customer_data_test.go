@@ -59,6 +59,25 @@ func TestCustomerDataMaskedByDefault(t *testing.T) {
 			t.Errorf("%s got GSW_PHONE %v, want %v", c.who, got, want)
 		}
 	}
+	// The call journey: the Customer step's device is the number.
+	for _, c := range []struct {
+		who   string
+		c     *client
+		whole bool
+	}{{"supervisor 2001", sup, false}, {"lead 3001 (customerData full)", lead, true}, {"agent 1001 (its call)", ann, true}} {
+		j := success(t, c.c.request("report.calljourney", map[string]any{"CallId": "ATT-MASK-1"}, ""))
+		raw := jsonOf(j)
+		want := phone
+		if !c.whole {
+			want = masked(phone)
+			if strings.Contains(raw, phone) {
+				t.Errorf("%s's journey holds the whole number: %s", c.who, raw)
+			}
+		}
+		if !strings.Contains(raw, `"Device":"`+want+`"`) {
+			t.Errorf("%s's journey: no Customer step with device %s: %s", c.who, want, raw)
+		}
+	}
 	// The supervisor misses one and resumes: the replay is masked too.
 	last := seqOf(t, body)
 	sup.ws.Close()

@@ -8,20 +8,26 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 
 	"iproc/protocol"
 	"iproc/reporting/journey"
 	"iproc/reporting/store"
+	"iproc/resources/routing"
 	"iproc/resources/session"
 )
 
 // Resource answers report commands.
 type Resource struct {
-	log store.Log
+	log      store.Log
+	customer routing.CustomerFields
 }
 
-// New makes the report resource over log.
-func New(log store.Log) *Resource { return &Resource{log: log} }
+// New makes the report resource over log; customer are the customer-data
+// fields, masked for the viewers who may not see them whole.
+func New(log store.Log, customer routing.CustomerFields) *Resource {
+	return &Resource{log: log, customer: customer}
+}
 
 // Handle answers report.calljourney and report.campaigngroups for session s.
 func (r *Resource) Handle(_ context.Context, s *session.Session, req *protocol.Request) (any, error) {
@@ -55,6 +61,13 @@ func (r *Resource) Handle(_ context.Context, s *session.Session, req *protocol.R
 		if steps == nil {
 			steps = []journey.Step{}
 		}
+		// Agents read only their own calls' journeys, whole; supervisors
+		// and leads get the customer's number masked unless allowed it.
+		if s.Agent.Type.SeesAllTopics() && !s.Agent.SeesCustomerData() {
+			for i := range steps {
+				steps[i] = maskStep(steps[i])
+			}
+		}
 		return map[string]any{"CallJourney": steps}, nil
 	case protocol.CmdCampaignGroups:
 		if !s.Agent.Type.SeesAllTopics() {
@@ -70,6 +83,11 @@ func (r *Resource) Handle(_ context.Context, s *session.Session, req *protocol.R
 		}
 		if groups == nil {
 			groups = []json.RawMessage{}
+		}
+		if !s.Agent.SeesCustomerData() {
+			for i, g := range groups {
+				groups[i], _ = r.customer.Mask(g)
+			}
 		}
 		return map[string]any{"CampaignGroups": groups}, nil
 	}
@@ -87,4 +105,21 @@ func callID(raw json.RawMessage) (string, bool) {
 		return n.String(), true
 	}
 	return "", false
+}
+
+// numberInText finds what looks like a phone number: five digits or more,
+// with an optional leading +. Journey steps carry the customer's number as
+// the device of the Customer step, as a CDR's dial_number device, and in
+// descriptions ("dialing +1555…", "client …").
+var numberInText = regexp.MustCompile(`\+?\d{5,}`)
+
+// maskStep masks the customer's number in a journey step.
+func maskStep(st journey.Step) journey.Step {
+	if st.DeviceType == "Customer" {
+		st.Device = routing.MaskValue(st.Device)
+	} else {
+		st.Device = numberInText.ReplaceAllStringFunc(st.Device, routing.MaskValue)
+	}
+	st.Description = numberInText.ReplaceAllStringFunc(st.Description, routing.MaskValue)
+	return st
 }

@@ -137,6 +137,9 @@ func New(cfg Config) (*Registry, error) {
 	return r, nil
 }
 
+// CustomerFields returns the customer-data fields the registry masks.
+func (r *Registry) CustomerFields() routing.CustomerFields { return r.customer }
+
 // Directory returns the current directory.
 func (r *Registry) Directory() *directory.Directory { return r.dir.Load() }
 
