@@ -120,14 +120,6 @@ func (s *Server) closeRedis() {
 	}
 }
 
-// CDRStats returns what the CDR consumer did (zero without Redis).
-func (s *Server) CDRStats() cdr.Stats {
-	if s.cdr == nil {
-		return cdr.Stats{}
-	}
-	return s.cdr.Stats()
-}
-
 // clusterInfo is what the session registry needs to share sessions with
 // the other instances of the domain; zero without the Redis log.
 type clusterInfo struct {
