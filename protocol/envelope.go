@@ -20,10 +20,29 @@ type Request struct {
 	Raw []byte
 }
 
-// Original returns the request as received with every password masked, for
-// the "original" of confirm and failure responses.
+// Original returns the request as received with every password and token
+// masked, for the "original" of confirm and failure responses. One longer
+// than MaxOriginalBytes is echoed as {"command", "id", "truncated": true}.
 func (r *Request) Original() json.RawMessage {
-	return MaskPasswords(r.Raw)
+	if len(r.Raw) > MaxOriginalBytes {
+		return r.truncated()
+	}
+	o := MaskPasswords(r.Raw)
+	if len(o) > MaxOriginalBytes { // re-encoding escaped it past the limit
+
+		return r.truncated()
+	}
+	return o
+}
+
+// truncated is the original of a request too large to echo.
+func (r *Request) truncated() json.RawMessage {
+	b, _ := json.Marshal(struct {
+		Command   string          `json:"command"`
+		ID        json.RawMessage `json:"id,omitempty"`
+		Truncated bool            `json:"truncated"`
+	}{r.Command, r.ID, true})
+	return b
 }
 
 // Response is a response envelope.
