@@ -89,6 +89,12 @@ type Config struct {
 	// CDRKey is the Redis list the dialer pushes CDRs to. Empty means
 	// enigma:notifications:campaigns.
 	CDRKey string
+	// AllowedHosts lists the Host names (without port) this server answers
+	// to besides the loopback names and the listen address (SPEC §4.2).
+	AllowedHosts []string
+	// MaxConnections bounds the WebSocket connections open at once; past
+	// it the upgrade answers 503. Zero means 20000.
+	MaxConnections int
 	// LocalStore keeps the event log in the embedded store even with
 	// RedisURL: Redis then only feeds the CDR consumer, and the instance
 	// does not share state with others.
@@ -126,6 +132,9 @@ func (c *Config) setDefaults() {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 20000
+	}
 }
 
 // Server is an iproc server.
@@ -153,6 +162,7 @@ type Server struct {
 	// bodyBufs holds ingest body buffers (*bytes.Buffer).
 	bodyBufs sync.Pool
 	origins  map[string]bool
+	hosts    hostCheck
 	handler  http.Handler
 
 	ctx    context.Context // ends at shutdown
@@ -161,6 +171,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
+	wsOpen  int // WebSocket connections upgraded or upgrading, at most MaxConnections
 	closing bool
 	connWG  sync.WaitGroup
 
@@ -242,7 +253,8 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	s.bodyBufs.New = func() any { return new(bytes.Buffer) }
 	s.infoFrame = s.serviceInfo()
-	s.handler = s.routes()
+	s.hosts = newHostCheck(cfg.Addr, cfg.AllowedHosts)
+	s.handler = s.hosts.wrap(s.routes())
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -312,7 +324,9 @@ func (s *Server) serviceInfo() []byte {
 }
 
 // checkOrigin accepts requests with no Origin (non-browser clients), the
-// same host, and the configured allow-list.
+// same host, and the configured allow-list. Comparing Origin with Host is
+// sound only because Host was checked first (hostCheck): a foreign page's
+// Origin and Host are both its own.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -339,11 +353,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if s.wsOpen >= s.cfg.MaxConnections {
+		s.mu.Unlock()
+		s.metrics.refusedConns.Inc()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "server.unavailable", "too many connections: retry later")
+		return
+	}
+	s.wsOpen++
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.connWG.Done()
+		s.connEnded()
 		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
 		return
 	}
@@ -359,11 +381,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go s.runConn(c)
 }
 
+// connEnded releases the place of one connection (MaxConnections).
+func (s *Server) connEnded() {
+	s.mu.Lock()
+	s.wsOpen--
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
 // runConn runs the connection's reader on this goroutine until it ends and
 // the writer finished the connection, then closes the socket and detaches
 // its session.
 func (s *Server) runConn(c *conn) {
-	defer s.connWG.Done()
+	defer s.connEnded()
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 	c.Send(s.infoFrame)
