@@ -71,6 +71,9 @@ type Config struct {
 	History time.Duration
 	// SendQueueSize is the per-connection outbound queue length. Zero means 1024.
 	SendQueueSize int
+	// SendQueueBytes bounds the bytes of a connection's outbound queue.
+	// Zero means 1 MiB.
+	SendQueueBytes int
 	// PongWait is how long a silent peer is kept. Zero means 60s.
 	PongWait time.Duration
 	// PingPeriod is the interval of WebSocket pings. Zero means 30s.
@@ -120,6 +123,9 @@ func (c *Config) setDefaults() {
 	if c.SendQueueSize <= 0 {
 		c.SendQueueSize = 1024
 	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = 1 << 20
+	}
 	if c.PongWait <= 0 {
 		c.PongWait = 60 * time.Second
 	}
@@ -155,6 +161,8 @@ type Server struct {
 	// writeBufs holds the connections' write buffers (*[]byte), shared so
 	// that an idle connection holds none.
 	writeBufs sync.Pool
+	// connCfg is what every connection gets of the server.
+	connCfg connConfig
 	// infoFrame is the service.info event, the same for every connection:
 	// encoded once, and not on the connection's goroutine, whose stack
 	// would grow for it and stay grown while the connection idles.
@@ -250,6 +258,15 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.writeBufs.New = func() any {
 		b := make([]byte, 0, writeBufSize)
 		return &b
+	}
+	s.connCfg = connConfig{
+		writer: writerConfig{
+			MaxFrames: cfg.SendQueueSize, MaxBytes: cfg.SendQueueBytes,
+			WriteWait: cfg.WriteWait, PingPeriod: cfg.PingPeriod,
+			Bufs: &s.writeBufs, Wrote: s.wroteFrames,
+		},
+		PongWait: cfg.PongWait, Handle: s.router.handle, Log: &s.log, Ctx: s.ctx,
+		FramesIn: s.metrics.framesIn, SlowConsumers: s.metrics.slowConsumers,
 	}
 	s.bodyBufs.New = func() any { return new(bytes.Buffer) }
 	s.infoFrame = s.serviceInfo()
@@ -369,7 +386,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
 		return
 	}
-	c := newConn(s, ws, r.RemoteAddr)
+	c := newConn(&s.connCfg, ws, r.RemoteAddr)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -399,7 +416,7 @@ func (s *Server) runConn(c *conn) {
 	c.Send(s.infoFrame)
 	c.readLoop()
 	c.closeWith(websocket.CloseNormalClosure, "")
-	c.writers.Wait()
+	c.w.wait()
 	c.finish()
 	if sess := c.sess.Load(); sess != nil {
 		s.sessions.Detach(sess, c)
