@@ -87,7 +87,7 @@ func (c *conn) Send(frame []byte) bool {
 	if c.w.push(frame) {
 		return true
 	}
-	if c.closing() {
+	if c.closing() || c.w.isClosing() { // closed meanwhile, or a write failed
 		return false
 	}
 	c.cfg.SlowConsumers.Inc()
