@@ -8,9 +8,6 @@ import (
 	"unicode/utf8"
 )
 
-// MaxIDBytes bounds a request's id, which every response echoes.
-const MaxIDBytes = 256
-
 // Decode parses one inbound frame. On failure it returns the Request as far
 // as it could be read (Command may be empty) together with the Error to send:
 // request.malformed when the frame is not a JSON object, request.invalid when
@@ -47,8 +44,6 @@ func Decode(frame []byte) (Request, *Error) {
 	}
 	if id := bytes.TrimSpace(env.ID); len(id) > 0 && !isNull(id) {
 		switch {
-		case len(id) > MaxIDBytes:
-			bad = append(bad, fmt.Sprintf("id: at most %d bytes", MaxIDBytes))
 		case id[0] == '"' || id[0] == '-' || (id[0] >= '0' && id[0] <= '9'):
 			req.ID = id
 		default:

@@ -35,13 +35,21 @@ func (r *Request) Original() json.RawMessage {
 	return o
 }
 
-// truncated is the original of a request too large to echo.
+// truncated is the original of a request too large to echo: its command
+// and id, each left out when it alone would pass MaxOriginalBytes.
 func (r *Request) truncated() json.RawMessage {
-	b, _ := json.Marshal(struct {
-		Command   string          `json:"command"`
+	t := struct {
+		Command   string          `json:"command,omitempty"`
 		ID        json.RawMessage `json:"id,omitempty"`
 		Truncated bool            `json:"truncated"`
-	}{r.Command, r.ID, true})
+	}{r.Command, r.ID, true}
+	if len(t.ID) > MaxOriginalBytes/2 {
+		t.ID = nil
+	}
+	if len(t.Command) > MaxOriginalBytes/4 {
+		t.Command = ""
+	}
+	b, _ := json.Marshal(t)
 	return b
 }
 
