@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -51,7 +52,8 @@ type writer struct {
 	linger     *time.Timer   // the lingering writer's timer, its own
 	pingWanted bool          // the ping timer fired
 	pong       []byte        // the payload of a peer's ping to answer; nil when none
-	closing    bool          // close was called: the close frame is next
+	closing    bool          // close was called (or a write failed): the close frame is next
+	closed     atomic.Bool   // closing, read without the lock (the hot paths' test)
 	closeMsg   []byte        // the close frame's payload; nil: none (the socket failed)
 	finished   bool          // the writer ended the connection: nothing more is written
 	ping       *time.Timer
@@ -137,12 +139,8 @@ func (w *writer) pushWait(ctx context.Context, done <-chan struct{}, frame []byt
 	}
 }
 
-// isClosing reports whether close was called.
-func (w *writer) isClosing() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.closing
-}
+// isClosing reports whether close was called or a write failed.
+func (w *writer) isClosing() bool { return w.closed.Load() }
 
 // close asks the writer to write the close frame with code and text and
 // end; the first call wins. Code 1006 (abnormal closure) means the socket
@@ -154,6 +152,7 @@ func (w *writer) close(code int, text string) {
 		return
 	}
 	w.closing = true
+	w.closed.Store(true)
 	if code != websocket.CloseAbnormalClosure {
 		w.closeMsg = websocket.FormatCloseMessage(code, text)
 	}
@@ -297,6 +296,7 @@ func (w *writer) run() {
 		}
 		if err != nil { // invariant 4: nothing more, not even the close frame
 			w.closing, w.closeMsg = true, nil
+			w.closed.Store(true)
 		}
 		w.mu.Unlock()
 		wakeUp(w.room)
