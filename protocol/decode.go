@@ -8,14 +8,16 @@ import (
 	"unicode/utf8"
 )
 
-// maxOriginalBytes bounds the raw text echoed for a frame that is not JSON.
-const maxOriginalBytes = 1 << 10
-
 // Decode parses one inbound frame. On failure it returns the Request as far
 // as it could be read (Command may be empty) together with the Error to send:
 // request.malformed when the frame is not a JSON object, request.invalid when
 // a known envelope field has the wrong type.
 func Decode(frame []byte) (Request, *Error) {
+	if !utf8.Valid(frame) {
+		// A binary frame may hold anything: what is echoed from it (id,
+		// original) must still be valid UTF-8 in a text frame.
+		frame = bytes.ToValidUTF8(frame, []byte("\uFFFD"))
+	}
 	req := Request{Raw: frame}
 	var env struct {
 		Command  json.RawMessage `json:"command"`
@@ -24,10 +26,12 @@ func Decode(frame []byte) (Request, *Error) {
 		ID       json.RawMessage `json:"id"`
 	}
 	trimmed := bytes.TrimSpace(frame)
-	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+	if len(trimmed) == 0 || trimmed[0] != '{' {
 		req.Raw = nil
 		return req, Errorf(CodeMalformed, "the frame is not a JSON object")
 	}
+	// Unmarshal checks the whole frame is valid JSON before decoding, so
+	// one pass over a large frame is saved by not calling json.Valid too.
 	if err := json.Unmarshal(trimmed, &env); err != nil {
 		req.Raw = nil
 		return req, Errorf(CodeMalformed, "the frame is not a JSON object")
@@ -39,9 +43,10 @@ func Decode(frame []byte) (Request, *Error) {
 		bad = append(bad, "command: must be a string")
 	}
 	if id := bytes.TrimSpace(env.ID); len(id) > 0 && !isNull(id) {
-		if id[0] == '"' || id[0] == '-' || (id[0] >= '0' && id[0] <= '9') {
+		switch {
+		case id[0] == '"' || id[0] == '-' || (id[0] >= '0' && id[0] <= '9'):
 			req.ID = id
-		} else {
+		default:
 			bad = append(bad, "id: must be a string or a number")
 		}
 	}
@@ -65,20 +70,6 @@ func Decode(frame []byte) (Request, *Error) {
 		return req, &Error{Code: CodeInvalid, Message: strings.Join(bad, "; ")}
 	}
 	return req, nil
-}
-
-// RawOriginal returns the text of a frame that could not be decoded, cut at
-// 1 KiB on a rune boundary, as a JSON string for the "original" field.
-func RawOriginal(frame []byte) json.RawMessage {
-	if len(frame) > maxOriginalBytes {
-		cut := maxOriginalBytes
-		for cut > 0 && !utf8.RuneStart(frame[cut]) {
-			cut--
-		}
-		frame = frame[:cut]
-	}
-	b, _ := json.Marshal(strings.ToValidUTF8(string(frame), "\uFFFD"))
-	return b
 }
 
 // FailMalformed builds the failure response for a frame Decode refused.
@@ -125,48 +116,6 @@ func kindName(k string) string {
 		return "a number"
 	}
 	return fmt.Sprintf("of type %s", k)
-}
-
-// MaskPasswords returns raw with the value of every "password" and "token"
-// member (an ID token is a credential too), at any depth, replaced by "***".
-// Input that is not valid JSON is returned as a JSON string of its (cut)
-// text.
-func MaskPasswords(raw []byte) json.RawMessage {
-	if len(raw) == 0 {
-		return nil
-	}
-	if !containsFold(raw, "password") && !containsFold(raw, "token") && !bytes.Contains(raw, []byte(`\u`)) {
-		return json.RawMessage(raw)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return RawOriginal(raw)
-	}
-	out, err := json.Marshal(maskValue(v))
-	if err != nil {
-		return RawOriginal(raw)
-	}
-	return out
-}
-
-func maskValue(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, val := range t {
-			if strings.EqualFold(k, "password") || strings.EqualFold(k, "token") {
-				t[k] = "***"
-				continue
-			}
-			t[k] = maskValue(val)
-		}
-	case []any:
-		for i := range t {
-			t[i] = maskValue(t[i])
-		}
-	}
-	return v
 }
 
 func jsonString(raw json.RawMessage) (string, bool) {

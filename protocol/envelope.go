@@ -20,10 +20,37 @@ type Request struct {
 	Raw []byte
 }
 
-// Original returns the request as received with every password masked, for
-// the "original" of confirm and failure responses.
+// Original returns the request as received with every password and token
+// masked, for the "original" of confirm and failure responses. One longer
+// than MaxOriginalBytes is echoed as {"command", "id", "truncated": true}.
 func (r *Request) Original() json.RawMessage {
-	return MaskPasswords(r.Raw)
+	if len(r.Raw) > MaxOriginalBytes {
+		return r.truncated()
+	}
+	o := MaskPasswords(r.Raw)
+	if len(o) > MaxOriginalBytes { // re-encoding escaped it past the limit
+
+		return r.truncated()
+	}
+	return o
+}
+
+// truncated is the original of a request too large to echo: its command
+// and id, each left out when it alone would pass MaxOriginalBytes.
+func (r *Request) truncated() json.RawMessage {
+	t := struct {
+		Command   string          `json:"command,omitempty"`
+		ID        json.RawMessage `json:"id,omitempty"`
+		Truncated bool            `json:"truncated"`
+	}{r.Command, r.ID, true}
+	if len(t.ID) > MaxOriginalBytes/2 {
+		t.ID = nil
+	}
+	if len(t.Command) > MaxOriginalBytes/4 {
+		t.Command = ""
+	}
+	b, _ := json.Marshal(t)
+	return b
 }
 
 // Response is a response envelope.

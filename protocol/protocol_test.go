@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecode(t *testing.T) {
@@ -77,7 +78,7 @@ func TestFailMalformedKeepsRawText(t *testing.T) {
 	if err := json.Unmarshal(resp.Original, &s); err != nil {
 		t.Fatalf("original is not a JSON string: %v", err)
 	}
-	if len(s) > maxOriginalBytes || !strings.HasPrefix(s, "éé") || strings.ContainsRune(s, '\uFFFD') {
+	if len(s) > maxRawOriginalBytes || !strings.HasPrefix(s, "éé") || strings.ContainsRune(s, '\uFFFD') {
 		t.Fatalf("original = %d bytes %q…", len(s), s[:10])
 	}
 	if resp.Command != "" || resp.Failure.Code != CodeMalformed {
@@ -133,6 +134,15 @@ func FuzzDecode(f *testing.F) {
 		if strings.Contains(string(out), `"password":"`) && !strings.Contains(string(out), `"password":"***"`) {
 			t.Fatalf("unmasked password in %s", out)
 		}
+		if strings.Contains(string(out), `"token":"`) && !strings.Contains(string(out), `"token":"***"`) {
+			t.Fatalf("unmasked token in %s", out)
+		}
+		if !utf8.Valid(out) {
+			t.Fatalf("response is not valid UTF-8: %q", out)
+		}
+		if len(resp.Original) > MaxOriginalBytes {
+			t.Fatalf("original of %d bytes", len(resp.Original))
+		}
 	})
 }
 
@@ -143,5 +153,71 @@ func BenchmarkDecode(b *testing.B) {
 		if _, perr := Decode(frame); perr != nil {
 			b.Fatal(perr)
 		}
+	}
+}
+
+// Echoes of malformed frames mask secrets as far as the text can be read.
+func TestRawOriginalMasksSecrets(t *testing.T) {
+	for _, frame := range []string{
+		`{"agent":{"password":"S1"}`,
+		`{"agent":{"password":"S1"}} trailing`,
+		`{"agent":{"password":"S1`,
+		`{"agent":{"Token" : "S1", "id":"1"`,
+		`{"agent":{"pass\u0077ord":"S1"`,
+		`{"agent":{"token":{"a":["S1"]},"id":"1"`,
+		`{"agent":{"token":{"a":"S1`,
+		`{"agent":{"password":12345S1,`,
+		"\xff{\"password\":\"S1\"",
+	} {
+		out := RawOriginal([]byte(frame))
+		var s string
+		if err := json.Unmarshal(out, &s); err != nil {
+			t.Fatalf("%q: original is not a JSON string: %s", frame, out)
+		}
+		if strings.Contains(s, "S1") || !strings.Contains(s, `"***"`) {
+			t.Errorf("%q: original %q", frame, s)
+		}
+	}
+	// What is not a secret is kept.
+	if s := string(RawOriginal([]byte(`{"id":"1001","x":`))); s != `"{\"id\":\"1001\",\"x\":"` {
+		t.Errorf("plain malformed frame echoed as %s", s)
+	}
+}
+
+// An original is at most MaxOriginalBytes: a larger request is echoed as
+// {command, id, truncated} (an id or command too long left out); control
+// characters that grow when escaped do not push a raw echo past the limit.
+func TestOriginalBounded(t *testing.T) {
+	req, perr := Decode([]byte(`{"command":"x","id":7,"data":{"pad":"` + strings.Repeat("y", 5000) + `"}}`))
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if got := string(Fail(&req, ErrInternal).Original); got != `{"command":"x","id":7,"truncated":true}` {
+		t.Errorf("original = %s", got)
+	}
+	small, _ := Decode([]byte(`{"command":"x","data":{"password":"p"}}`))
+	if got := string(Fail(&small, ErrInternal).Original); got != `{"command":"x","data":{"password":"***"}}` {
+		t.Errorf("original = %s", got)
+	}
+	ctl := []byte(strings.Repeat("\x01", 3000))
+	if out := RawOriginal(ctl); len(out) > MaxOriginalBytes {
+		t.Errorf("raw original of control characters is %d bytes", len(out))
+	}
+	long, _ := Decode([]byte(`{"command":"x","id":"` + strings.Repeat("i", 5000) + `"}`))
+	if got := string(Fail(&long, ErrInternal).Original); got != `{"command":"x","truncated":true}` {
+		t.Errorf("original with a 5 KB id = %.80s…, want {command, truncated}", got)
+	}
+}
+
+// A frame with invalid UTF-8 (a binary frame) decodes with the bad bytes
+// replaced, so that nothing echoed from it is invalid UTF-8.
+func TestDecodeInvalidUTF8(t *testing.T) {
+	req, perr := Decode([]byte("{\"command\":\"x\",\"id\":\"\xfe\",\"data\":{\"a\":\"\xff\"}}"))
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	out := Marshal(Fail(&req, ErrInternal))
+	if !utf8.Valid(out) {
+		t.Errorf("response %q is not valid UTF-8", out)
 	}
 }

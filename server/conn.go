@@ -10,64 +10,59 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
 	"iproc/resources/session"
 )
 
-// conn is one WebSocket connection: a reader goroutine, a bounded queue of
-// outbound frames, and a writer goroutine that exists only while there is
-// something to write: the only goroutine that writes frames to the socket.
-//
-// The queue is a slice under mu rather than a channel, and the writer
-// (flush) is started by the first frame queued and ends when the queue is
-// empty: an idle connection then holds a few words and one timer, not a
-// channel buffer of SendQueueSize slots and a parked goroutine's stack. The
-// writer takes every queued frame at once and writes them with one system
-// call (frames.go). Pings are due on a timer and written by the writer too.
+// conn is one WebSocket connection: the reader (this goroutine's loop,
+// handling requests in order) and the writer (writer.go), which owns the
+// outbound queue and is the only one that writes to the socket.
 type conn struct {
-	srv    *Server
+	cfg    *connConfig
 	ws     *websocket.Conn
 	remote string
-
-	mu         sync.Mutex
-	queue      [][]byte      // frames for the writer
-	spare      [][]byte      // the array of the last batch, reused by queue
-	unwritten  int           // frames queued or being written, at most SendQueueSize
-	writing    bool          // a writer goroutine runs (or lingers, parked)
-	parked     bool          // the writer lingers for more frames (wake it)
-	wake       chan struct{} // capacity 1: wakes the parked writer; nil while none lingers
-	linger     *time.Timer   // the lingering writer's timer, its own
-	finished   bool          // the writer ended the connection: nothing more is written
-	pingWanted bool          // the ping timer fired
-	pong       []byte        // the payload of a peer's ping to answer; nil when none
-	writers    sync.WaitGroup
-	ping       *time.Timer
-	room       chan struct{} // capacity 1: the writer wrote what it took
+	w      writer
 
 	done      chan struct{}
 	isClosing atomic.Bool // done is closed (a cheaper test than a select)
 	closeOnce sync.Once
-	closeCode int
-	closeText string
 
 	ctx context.Context // ends when the server shuts down
 
 	sess atomic.Pointer[session.Session]
 }
 
-var _ session.Conn = (*conn)(nil)
+var (
+	_ session.Conn = (*conn)(nil)
+	_ writerOwner  = (*conn)(nil)
+)
+
+// connConfig is what a connection needs from its server, shared by all of
+// them: limits and timing, the request handler, the logger and two
+// counters. A connection never reaches the Server itself.
+type connConfig struct {
+	writer writerConfig
+	// PongWait is how long a silent peer is kept.
+	PongWait time.Duration
+	// Handle answers one request frame (the router).
+	Handle func(c *conn, frame []byte)
+	// Log is the server's logger; connections add their fields per event.
+	Log *zerolog.Logger
+	// Ctx ends when the server shuts down.
+	Ctx context.Context
+	// FramesIn counts requests read; SlowConsumers connections closed with
+	// 1013.
+	FramesIn, SlowConsumers prometheus.Counter
+}
 
 // newConn makes the connection state of an upgraded socket; its ping timer
 // runs from now.
-func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
-	c := &conn{
-		srv: s, ws: ws, remote: remote, ctx: s.ctx,
-		room: make(chan struct{}, 1),
-		done: make(chan struct{}),
-	}
-	c.ping = time.AfterFunc(s.cfg.PingPeriod, c.pingDue)
+func newConn(cfg *connConfig, ws *websocket.Conn, remote string) *conn {
+	c := &conn{cfg: cfg, ws: ws, remote: remote, ctx: cfg.Ctx, done: make(chan struct{})}
+	c.w.init(ws.NetConn(), &cfg.writer, c)
 	return c
 }
 
@@ -83,89 +78,19 @@ func (c *conn) logAt(e *zerolog.Event) *zerolog.Event {
 	return e
 }
 
-// wakeUp wakes the goroutine waiting on ch, if any, without blocking.
-func wakeUp(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-// startWriterLocked starts the writer unless one runs or the connection is
-// finished; c.mu must be held.
-func (c *conn) startWriterLocked() {
-	if c.finished {
-		return
-	}
-	if c.parked {
-		c.parked = false
-		wakeUp(c.wake)
-		return
-	}
-	if c.writing {
-		return
-	}
-	c.writing = true
-	c.writers.Add(1)
-	go c.flush()
-}
-
-// kick starts the writer if it is not running, so that it sees a close or
-// a due ping.
-func (c *conn) kick() {
-	c.mu.Lock()
-	c.startWriterLocked()
-	c.mu.Unlock()
-}
-
-// pingDue is the ping timer's function.
-func (c *conn) pingDue() {
-	c.mu.Lock()
-	c.pingWanted = true
-	c.startWriterLocked()
-	c.mu.Unlock()
-}
-
-// pongDue is the ping handler: the pong is written by the writer, like
-// every other frame, so that no other goroutine writes to the socket (a
-// pong written from the reader could cut into a frame, or move the
-// writer's deadline). A newer ping replaces an unanswered one (RFC 6455
-// 5.5.3 allows answering only the most recent).
-func (c *conn) pongDue(data string) error {
-	c.mu.Lock()
-	c.pong = append(make([]byte, 0, len(data)), data...) // non-nil even when empty
-	c.startWriterLocked()
-	c.mu.Unlock()
-	return nil
-}
-
-// push appends frame to the queue unless SendQueueSize frames are already
-// waiting or being written.
-func (c *conn) push(frame []byte) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.finished || c.unwritten >= c.srv.cfg.SendQueueSize {
-		return false
-	}
-	c.queue = append(c.queue, frame)
-	c.unwritten++
-	c.startWriterLocked()
-	return true
-}
-
-// Send enqueues one frame without blocking; a full queue closes the
-// connection with 1013 (the session stays resumable).
+// Send enqueues one frame without blocking; a full queue (in frames or
+// bytes) closes the connection with 1013 (the session stays resumable).
 func (c *conn) Send(frame []byte) bool {
 	if c.closing() {
 		return false
 	}
-	if c.push(frame) {
+	if c.w.push(frame) {
 		return true
 	}
-	if c.closing() {
+	if c.closing() || c.w.isClosing() { // closed meanwhile, or a write failed
 		return false
 	}
-	c.srv.metrics.slowConsumers.Inc()
+	c.cfg.SlowConsumers.Inc()
 	c.closeWith(websocket.CloseTryAgainLater, "slow consumer")
 	return false
 }
@@ -173,34 +98,34 @@ func (c *conn) Send(frame []byte) bool {
 // SendWait enqueues one frame, waiting for room in the queue; used to replay
 // history from the connection's own reader goroutine.
 func (c *conn) SendWait(ctx context.Context, frame []byte) bool {
-	for {
-		if c.closing() {
-			return false
-		}
-		if c.push(frame) {
-			return true
-		}
-		select {
-		case <-c.room:
-		case <-c.done:
-			return false
-		case <-ctx.Done():
-			return false
-		}
+	if c.closing() {
+		return false
 	}
+	return c.w.pushWait(ctx, c.done, frame)
 }
 
 // closeWith asks the writer to send a close frame with code and end the
-// connection; the first call wins. When it returns, a writer that will
-// finish the connection runs.
+// connection; the first call wins.
 func (c *conn) closeWith(code int, text string) {
 	c.closeOnce.Do(func() {
-		c.closeCode, c.closeText = code, text
 		c.isClosing.Store(true)
 		close(c.done)
-		c.kick()
+		c.w.close(code, text)
 	})
 }
+
+// writeFailed implements writerOwner: a failed write ends the connection
+// without a close frame.
+func (c *conn) writeFailed(err error) {
+	if !c.closing() {
+		c.logAt(c.cfg.Log.Debug()).Err(err).Msg("write failed")
+	}
+	c.closeWith(websocket.CloseAbnormalClosure, "write failed")
+}
+
+// writerFinished implements writerOwner: the close frame went out, so the
+// reader's drain of the peer's answer is bounded from now.
+func (c *conn) writerFinished() { c.limitDrain() }
 
 // session returns the connection's session while it is attached to it.
 func (c *conn) session() *session.Session {
@@ -216,129 +141,19 @@ func (c *conn) session() *session.Session {
 // unread input would reset the connection and lose the close frame.
 const closeDrain = time.Second
 
-// keepQueue is the largest queue array an idle connection keeps after a
-// burst; a larger one is left to the garbage collector.
-const keepQueue = 64
-
-// writerLinger is how long the writer waits for more frames once the queue
-// is empty: a connection that receives steadily keeps one writer goroutine,
-// an idle one gives it (and its stack) back.
-const writerLinger = time.Second
-
-// lingerWait parks the writer for writerLinger or until startWriterLocked
-// wakes it. It reports whether to go on; false means the writer ended
-// (writing is false, and the next frame starts a new one).
-func (c *conn) lingerWait() bool {
-	if c.linger == nil {
-		c.linger = time.NewTimer(writerLinger)
-	} else {
-		c.linger.Reset(writerLinger)
-	}
-	select {
-	case <-c.wake:
-		c.linger.Stop()
-		return true
-	case <-c.linger.C:
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.parked { // nobody came: end, keeping nothing
-		c.parked, c.writing = false, false
-		c.wake, c.linger = nil, nil
-		return false
-	}
-	select { // the wake that raced the timer
-	case <-c.wake:
-	default:
-	}
-	return true
-}
-
-// flush is the writer: it writes the queued frames and a due ping until the
-// queue is empty, lingers a moment for more, then ends. Once the connection is closing it sends the
-// close frame, bounds the reader's drain (which ends the reader) and marks
-// the connection finished. runConn closes the socket once the reader and
-// every writer are over.
-func (c *conn) flush() {
-	defer c.writers.Done()
-	for {
-		c.mu.Lock()
-		if c.closing() {
-			c.finished, c.writing = true, false
-			c.queue, c.spare = nil, nil
-			c.mu.Unlock()
-			c.ping.Stop()
-			c.writeClose()
-			c.limitDrain()
-			return
-		}
-		ping := c.pingWanted
-		c.pingWanted = false
-		pong := c.pong
-		c.pong = nil
-		batch := c.queue
-		c.queue, c.spare = c.spare[:0], nil
-		if len(batch) == 0 && !ping && pong == nil {
-			c.spare = batch
-			if c.wake == nil {
-				c.wake = make(chan struct{}, 1)
-			}
-			c.parked = true
-			c.mu.Unlock()
-			if !c.lingerWait() {
-				return
-			}
-			continue
-		}
-		c.mu.Unlock()
-		var err error
-		if pong != nil {
-			err = c.ws.WriteControl(websocket.PongMessage, pong, time.Now().Add(c.srv.cfg.WriteWait))
-		}
-		if ping && err == nil {
-			if err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteWait)); err == nil {
-				c.ping.Reset(c.srv.cfg.PingPeriod)
-			}
-		}
-		if err == nil {
-			err = c.writeFrames(batch)
-		}
-		clear(batch)
-		c.mu.Lock()
-		c.unwritten -= len(batch)
-		if cap(batch) <= keepQueue && c.spare == nil {
-			c.spare = batch[:0]
-		}
-		c.mu.Unlock()
-		wakeUp(c.room)
-		if err != nil {
-			c.closeWith(websocket.CloseAbnormalClosure, "write failed")
-		}
-	}
-}
-
 // closing reports whether the connection has been asked to close.
 func (c *conn) closing() bool { return c.isClosing.Load() }
-
-// writeClose sends the close frame chosen by closeWith, unless the
-// connection already failed.
-func (c *conn) writeClose() {
-	if c.closeCode != websocket.CloseAbnormalClosure {
-		msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	}
-}
 
 // limitDrain sets the read deadline that ends the reader's drain. The
 // underlying net.Conn is safe for concurrent use, so the writer may call it.
 func (c *conn) limitDrain() {
-	_ = c.ws.NetConn().SetReadDeadline(time.Now().Add(closeDrain))
+	_ = c.w.nc.SetReadDeadline(time.Now().Add(closeDrain))
 }
 
 // extendRead moves the read deadline PongWait ahead, unless the connection
 // is closing, whose drain keeps its short deadline.
 func (c *conn) extendRead() error {
-	if err := c.ws.SetReadDeadline(time.Now().Add(c.srv.cfg.PongWait)); err != nil {
+	if err := c.ws.SetReadDeadline(time.Now().Add(c.cfg.PongWait)); err != nil {
 		return err
 	}
 	if c.closing() { // the writer may have set the drain deadline meanwhile
@@ -354,7 +169,7 @@ func (c *conn) readLoop() {
 	c.ws.SetReadLimit(protocol.MaxMessageBytes)
 	_ = c.extendRead()
 	c.ws.SetPongHandler(func(string) error { return c.extendRead() })
-	c.ws.SetPingHandler(c.pongDue)
+	c.ws.SetPingHandler(c.w.pongDue)
 	// The peer's close is answered by the writer (closeWith below), not by
 	// gorilla's default handler, which would write from this goroutine.
 	c.ws.SetCloseHandler(func(int, string) error { return nil })
@@ -368,13 +183,11 @@ func (c *conn) readLoop() {
 				// The frame's rest is unread and gorilla reads no further;
 				// finish drains it so the close frame is not lost.
 			case isCloseFrame(err):
-				c.logAt(c.srv.log.Debug()).Err(err).Msg("peer closed")
+				c.logAt(c.cfg.Log.Debug()).Err(err).Msg("peer closed")
 				c.closeWith(websocket.CloseNormalClosure, "")
 			default:
-				select {
-				case <-c.done: // we closed it
-				default:
-					c.logAt(c.srv.log.Debug()).Err(err).Msg("read ended")
+				if !c.closing() {
+					c.logAt(c.cfg.Log.Debug()).Err(err).Msg("read ended")
 				}
 				c.closeWith(websocket.CloseAbnormalClosure, "")
 			}
@@ -394,13 +207,13 @@ func (c *conn) readLoop() {
 			c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8")
 			continue // drain
 		}
-		c.srv.metrics.framesIn.Inc()
+		c.cfg.FramesIn.Inc()
 		// The request runs on a goroutine of its own, waited for, so
 		// requests stay in order while the stack that handling grows
 		// (bcrypt, JSON, the store) is freed with it: an idle reader keeps
 		// only the small stack of a blocked read.
 		var req sync.WaitGroup
-		req.Go(func() { c.srv.router.handle(c, frame) })
+		req.Go(func() { c.cfg.Handle(c, frame) })
 		req.Wait()
 	}
 }

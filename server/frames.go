@@ -2,20 +2,15 @@ package server
 
 import (
 	"encoding/binary"
-	"errors"
-	"net"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// Outbound frames are written by the connection's writer itself rather than
-// through gorilla's message writer: every queued frame gets its WebSocket
-// header (a server's frames are not masked) in one pooled buffer, and the
-// buffer goes out with one write, so a burst of events costs one system call
-// per connection instead of one per event. Gorilla still writes the control
-// frames (ping, pong, close), each with a single write; writes on one socket
-// never interleave, so frames stay whole.
+// Frames are written by the connection's writer itself rather than through
+// gorilla's message writer: every queued frame gets its WebSocket header (a
+// server's frames are not masked) in one pooled buffer, and the buffer goes
+// out with one Write, so a burst of events costs one system call per
+// connection instead of one per event. Control frames (ping, pong, close)
+// are built the same way. Gorilla only reads.
 
 // writeBufSize is the size of the pooled write buffers; a buffer grown past
 // keepBufSize by a large frame is not pooled again.
@@ -24,9 +19,10 @@ const (
 	keepBufSize  = 64 << 10
 )
 
-// frameHeader appends the header of a final, unmasked text frame of n bytes.
-func frameHeader(b []byte, n int) []byte {
-	b = append(b, 0x81) // FIN, opcode 1 (text)
+// frameHeader appends the header of a final, unmasked frame of opcode op
+// and n bytes.
+func frameHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op) // FIN
 	switch {
 	case n < 126:
 		return append(b, byte(n))
@@ -38,75 +34,67 @@ func frameHeader(b []byte, n int) []byte {
 	}
 }
 
+// opText is the opcode of a text frame.
+const opText = 1
+
 // writeFrames writes frames, each as one text message, with as few writes as
 // the buffer allows. Once the connection is asked to close it stops after
 // the current write: the close frame goes next, not the rest of the queue.
-func (c *conn) writeFrames(frames [][]byte) error {
+func (w *writer) writeFrames(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	bp := c.srv.writeBufs.Get().(*[]byte)
+	bp := w.cfg.Bufs.Get().(*[]byte)
 	buf := (*bp)[:0]
 	defer func() {
 		if cap(buf) <= keepBufSize {
 			*bp = buf[:0]
-			c.srv.writeBufs.Put(bp)
+			w.cfg.Bufs.Put(bp)
 		}
 	}()
-	// written counts frames once they went out (metrics, latency).
 	from := 0
-	written := func(to int) {
-		c.srv.metrics.framesOut.Add(float64(to - from))
-		for _, f := range frames[from:to] {
-			c.srv.wrote(f)
-		}
-		from = to
-	}
 	for i, f := range frames {
 		if len(buf) > 0 && len(buf)+len(f)+10 > cap(buf) {
-			if err := c.writeAll(buf); err != nil {
+			if err := w.write(buf, w.cfg.WriteWait); err != nil {
 				return err
 			}
-			written(i)
-			if c.closing() {
+			w.written(frames[from:i])
+			from = i
+			if w.isClosing() {
 				return nil
 			}
 			buf = buf[:0]
 		}
-		buf = frameHeader(buf, len(f))
+		buf = frameHeader(buf, opText, len(f))
 		buf = append(buf, f...)
 	}
-	if err := c.writeAll(buf); err != nil {
+	if err := w.write(buf, w.cfg.WriteWait); err != nil {
 		return err
 	}
-	written(len(frames))
+	w.written(frames[from:])
 	return nil
 }
 
-// writeAll writes p with one write under the write deadline. A deadline that
-// passes while the connection is being closed as a slow consumer does not
-// cut a frame: the rest of p is written as the peer reads again, for at most
-// PongWait, so that it finds whole frames and then its 1013 close.
-func (c *conn) writeAll(p []byte) error {
-	nc := c.ws.NetConn()
-	var giveUp time.Time
-	for {
-		if err := nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteWait)); err != nil {
-			return err
-		}
-		n, err := nc.Write(p)
-		if err == nil {
-			return nil
-		}
-		p = p[n:]
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() || !c.closing() || c.closeCode != websocket.CloseTryAgainLater {
-			return err
-		}
-		if giveUp.IsZero() {
-			giveUp = time.Now().Add(c.srv.cfg.PongWait)
-		} else if time.Now().After(giveUp) {
-			return err
-		}
+// written accounts for frames that went out.
+func (w *writer) written(frames [][]byte) {
+	if w.cfg.Wrote != nil && len(frames) > 0 {
+		w.cfg.Wrote(frames)
 	}
+}
+
+// writeControl writes one control frame (payload at most 125 bytes).
+func (w *writer) writeControl(op int, payload []byte, wait time.Duration) error {
+	var b [2 + 125]byte
+	f := append(frameHeader(b[:0], byte(op), len(payload)), payload...)
+	return w.write(f, wait)
+}
+
+// write writes p with one Write under a deadline of wait from now. An error
+// is final (invariant 4): the caller writes nothing more.
+func (w *writer) write(p []byte, wait time.Duration) error {
+	if err := w.nc.SetWriteDeadline(time.Now().Add(wait)); err != nil {
+		return err
+	}
+	_, err := w.nc.Write(p)
+	return err
 }

@@ -67,10 +67,7 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 			return
 		}
 		buf := s.bodyBufs.Get().(*bytes.Buffer)
-		buf.Reset()
-		if r.ContentLength > 0 && r.ContentLength <= maxIngestBytes {
-			buf.Grow(int(r.ContentLength))
-		}
+		buf.Reset() // grown as the body arrives, never from Content-Length
 		_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxIngestBytes))
 		body := buf.Bytes()
 		if err != nil {
@@ -159,13 +156,13 @@ func writeAccepted(w http.ResponseWriter, seq uint64, dup bool) {
 // and the message.
 func (s *Server) authorize(r *http.Request, token string) (int, string) {
 	if token == "" {
-		if isLoopback(r.RemoteAddr) {
+		if isLoopback(r.RemoteAddr) && isLoopbackHost(r.Host) {
 			return 0, ""
 		}
 		return http.StatusForbidden, "no token is configured, so only loopback clients are accepted"
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return http.StatusUnauthorized, "a bearer token is required"
 	}
 	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(token))

@@ -63,6 +63,14 @@ const (
 	seqField    = `,"seq":`
 )
 
+// wroteFrames accounts for frames written to a socket (the writers' Wrote).
+func (s *Server) wroteFrames(frames [][]byte) {
+	s.metrics.framesOut.Add(float64(len(frames)))
+	for _, f := range frames {
+		s.wrote(f)
+	}
+}
+
 // wrote accounts for one frame written to a socket: event frames (every
 // frame that starts with a name, as protocol.EventFrame and protocol.Event
 // encode them) count as delivered, and those whose seq is still in the

@@ -21,6 +21,7 @@ type metrics struct {
 	eventsCommitted prometheus.Counter
 	deliveries      prometheus.Counter
 	slowConsumers   prometheus.Counter
+	refusedConns    prometheus.Counter
 	ingestLatency   *prometheus.HistogramVec
 	deliveryLatency prometheus.Histogram
 	ingestRejected  *prometheus.CounterVec
@@ -41,12 +42,13 @@ func newMetrics(sessions func() float64) *metrics {
 	m.eventsCommitted = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_events_committed_total", Help: "Events committed to the log (notifications, agent states, session changes)."})
 	m.deliveries = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_events_delivered_total", Help: "Event frames written to WebSocket connections (topics, session, team-status and service.info events)."})
 	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_slow_consumer_disconnects_total", Help: "Connections closed with 1013 because their queue overflowed."})
+	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{Name: "iproc_connections_refused_total", Help: "WebSocket upgrades refused with 503 because --max-connections were open."})
 	m.ingestLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iproc_ingest_seconds", Help: "From request received to durable commit, by source.", Buckets: latencyBuckets}, []string{"source"})
 	m.deliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_delivery_seconds", Help: "From commit to the event being queued on every entitled connection.", Buckets: latencyBuckets})
 	m.ingestRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iproc_ingest_rejected_total", Help: "Ingest requests refused, by HTTP status."}, []string{"status"})
 	m.commitToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_commit_to_socket_seconds", Help: "From durable commit to the event frame written to a WebSocket, per delivery.", Buckets: latencyBuckets})
 	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.framesIn, m.framesOut,
-		m.eventsIn, m.duplicates, m.eventsCommitted, m.deliveries, m.slowConsumers, m.ingestLatency,
+		m.eventsIn, m.duplicates, m.eventsCommitted, m.deliveries, m.slowConsumers, m.refusedConns, m.ingestLatency,
 		m.deliveryLatency, m.ingestRejected, m.commitToSocket,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

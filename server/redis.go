@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"iproc/reporting/cdr"
 	"iproc/reporting/journey"
@@ -154,4 +155,20 @@ func (ps projectors) Prefetch(ev store.Event) []store.BucketKey {
 		}
 	}
 	return keys
+}
+
+// redisLogger writes go-redis's messages ("connection pool: failed to
+// dial", …) through zerolog, so that the log stays one JSON object per line.
+type redisLogger struct{ log zerolog.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn().Str("component", "redis").Msg(strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+// UseRedisLogger makes go-redis log through log. go-redis keeps one logger
+// for the whole process, so this is for main to call once, before any
+// client is made; servers in tests leave go-redis's default.
+func UseRedisLogger(log zerolog.Logger) {
+	redis.SetLogger(redisLogger{log: log})
 }

@@ -3,43 +3,27 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"testing"
-	"time"
 
 	"iproc/resources/session"
 )
 
-// benchConn returns a connection without a socket whose queue is drained by
-// a goroutine, so the router's whole path (decode, dispatch, marshal,
-// enqueue) is measured without network I/O. It is marked as having a writer
-// so that none is started; the drain takes its place.
+// benchConn returns a connection whose writer writes to an in-memory pipe
+// drained by a goroutine, so the router's whole path (decode, dispatch,
+// marshal, enqueue, frame) is measured without network I/O.
 func benchConn(b *testing.B, srv *Server) *conn {
 	b.Helper()
-	c := &conn{srv: srv, remote: "127.0.0.1:1", ctx: context.Background(),
-		room: make(chan struct{}, 1), done: make(chan struct{}), writing: true}
-	c.ping = time.AfterFunc(time.Hour, func() {})
-	stop := make(chan struct{})
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		t := time.NewTicker(50 * time.Microsecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				c.mu.Lock()
-				clear(c.queue)
-				c.queue, c.unwritten = c.queue[:0], 0
-				c.mu.Unlock()
-			case <-stop:
-				return
-			}
-		}
-	}()
+	local, peer := net.Pipe()
+	go func() { _, _ = io.Copy(io.Discard, peer) }()
+	c := &conn{cfg: &srv.connCfg, remote: "127.0.0.1:1", ctx: context.Background(), done: make(chan struct{})}
+	c.w.init(local, &srv.connCfg.writer, c)
 	b.Cleanup(func() {
-		close(stop)
-		<-drained
-		c.ping.Stop()
+		c.closeWith(1000, "")
+		c.w.wait()
+		local.Close()
+		peer.Close()
 	})
 	return c
 }

@@ -77,6 +77,9 @@ type Config struct {
 	History time.Duration
 	// SendQueueSize is the per-connection outbound queue length. Zero means 1024.
 	SendQueueSize int
+	// SendQueueBytes bounds the bytes of a connection's outbound queue.
+	// Zero means 1 MiB.
+	SendQueueBytes int
 	// PongWait is how long a silent peer is kept. Zero means 60s.
 	PongWait time.Duration
 	// PingPeriod is the interval of WebSocket pings. Zero means 30s.
@@ -95,6 +98,12 @@ type Config struct {
 	// CDRKey is the Redis list the dialer pushes CDRs to. Empty means
 	// enigma:notifications:campaigns.
 	CDRKey string
+	// AllowedHosts lists the Host names (without port) this server answers
+	// to besides the loopback names and the listen address (SPEC §4.2).
+	AllowedHosts []string
+	// MaxConnections bounds the WebSocket connections open at once; past
+	// it the upgrade answers 503. Zero means 20000.
+	MaxConnections int
 	// LocalStore keeps the event log in the embedded store even with
 	// RedisURL: Redis then only feeds the CDR consumer, and the instance
 	// does not share state with others.
@@ -131,6 +140,9 @@ func (c *Config) setDefaults() {
 	if c.SendQueueSize <= 0 {
 		c.SendQueueSize = 1024
 	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = 1 << 20
+	}
 	if c.PongWait <= 0 {
 		c.PongWait = 60 * time.Second
 	}
@@ -142,6 +154,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Version == "" {
 		c.Version = "dev"
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 20000
 	}
 }
 
@@ -164,6 +179,8 @@ type Server struct {
 	// writeBufs holds the connections' write buffers (*[]byte), shared so
 	// that an idle connection holds none.
 	writeBufs sync.Pool
+	// connCfg is what every connection gets of the server.
+	connCfg connConfig
 	// infoFrame is the service.info event, the same for every connection:
 	// encoded once, and not on the connection's goroutine, whose stack
 	// would grow for it and stay grown while the connection idles.
@@ -171,6 +188,7 @@ type Server struct {
 	// bodyBufs holds ingest body buffers (*bytes.Buffer).
 	bodyBufs sync.Pool
 	origins  map[string]bool
+	hosts    hostCheck
 	handler  http.Handler
 
 	ctx    context.Context // ends at shutdown
@@ -179,6 +197,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
+	wsOpen  int // WebSocket connections upgraded or upgrading, at most MaxConnections
 	closing bool
 	connWG  sync.WaitGroup
 
@@ -266,9 +285,19 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		b := make([]byte, 0, writeBufSize)
 		return &b
 	}
+	s.connCfg = connConfig{
+		writer: writerConfig{
+			MaxFrames: cfg.SendQueueSize, MaxBytes: cfg.SendQueueBytes,
+			WriteWait: cfg.WriteWait, PingPeriod: cfg.PingPeriod,
+			Bufs: &s.writeBufs, Wrote: s.wroteFrames,
+		},
+		PongWait: cfg.PongWait, Handle: s.router.handle, Log: &s.log, Ctx: s.ctx,
+		FramesIn: s.metrics.framesIn, SlowConsumers: s.metrics.slowConsumers,
+	}
 	s.bodyBufs.New = func() any { return new(bytes.Buffer) }
 	s.infoFrame = s.serviceInfo()
-	s.handler = s.routes()
+	s.hosts = newHostCheck(cfg.Addr, cfg.AllowedHosts)
+	s.handler = s.hosts.wrap(s.routes())
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -380,7 +409,9 @@ func (s *Server) serviceInfo() []byte {
 }
 
 // checkOrigin accepts requests with no Origin (non-browser clients), the
-// same host, and the configured allow-list.
+// same host, and the configured allow-list. Comparing Origin with Host is
+// sound only because Host was checked first (hostCheck): a foreign page's
+// Origin and Host are both its own.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -407,15 +438,23 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if s.wsOpen >= s.cfg.MaxConnections {
+		s.mu.Unlock()
+		s.metrics.refusedConns.Inc()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "server.unavailable", "too many connections: retry later")
+		return
+	}
+	s.wsOpen++
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.connWG.Done()
+		s.connEnded()
 		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
 		return
 	}
-	c := newConn(s, ws, r.RemoteAddr)
+	c := newConn(&s.connCfg, ws, r.RemoteAddr)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -427,17 +466,25 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go s.runConn(c)
 }
 
+// connEnded releases the place of one connection (MaxConnections).
+func (s *Server) connEnded() {
+	s.mu.Lock()
+	s.wsOpen--
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
 // runConn runs the connection's reader on this goroutine until it ends and
 // the writer finished the connection, then closes the socket and detaches
 // its session.
 func (s *Server) runConn(c *conn) {
-	defer s.connWG.Done()
+	defer s.connEnded()
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 	c.Send(s.infoFrame)
 	c.readLoop()
 	c.closeWith(websocket.CloseNormalClosure, "")
-	c.writers.Wait()
+	c.w.wait()
 	c.finish()
 	if sess := c.sess.Load(); sess != nil {
 		s.sessions.Detach(sess, c)

@@ -412,7 +412,7 @@ func TestTeamStatusResumeReplaysChanges(t *testing.T) {
 func TestDirectoryReloadAdminAuth(t *testing.T) {
 	remote := func(ts *testServer, token string) (int, string) {
 		req := httptest.NewRequest(http.MethodPut, "/admin/directory", strings.NewReader(string(reloadedDirectoryJSON(t))))
-		req.RemoteAddr = "192.0.2.7:40000"
+		req.RemoteAddr, req.Host = "192.0.2.7:40000", "127.0.0.1"
 		req.Header.Set("Content-Type", "application/json")
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)

@@ -34,6 +34,8 @@ type options struct {
 	oidcIssuer, oidcAudience, oidcAgentClaim                string
 	passwordLogin                                           bool
 	customerFields                                          []string
+	allowedHosts                                            string
+	maxConnections                                          int
 }
 
 // setting is one flag with its environment variable and default.
@@ -58,6 +60,8 @@ var settings = []setting{
 	{"history", "IPROC_HISTORY", "24h", "how long events stay replayable", false},
 	{"log-level", "IPROC_LOG_LEVEL", "info", "debug, info, warn or error", false},
 	{"log-format", "IPROC_LOG_FORMAT", "", "console or json (default: console on a TTY, else json)", false},
+	{"allowed-hosts", "IPROC_ALLOWED_HOSTS", "", "comma-separated Host names served besides loopback names and the listen address (DNS-rebinding defence)", false},
+	{"max-connections", "IPROC_MAX_CONNECTIONS", "20000", "WebSocket connections at once; more are refused with 503", false},
 	{"pprof", "IPROC_PPROF", "", "loopback host:port serving net/http/pprof (default: off)", false},
 	{"oidc-issuer", "IPROC_OIDC_ISSUER", "", "OpenID Connect issuer URL: enables single sign-on login with ID tokens", false},
 	{"oidc-audience", "IPROC_OIDC_AUDIENCE", "", "the client id ID tokens must be issued for (required with --oidc-issuer)", false},
@@ -112,7 +116,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		listen: v("listen"), tlsCert: v("tls-cert"), tlsKey: v("tls-key"), directory: v("directory"),
 		data: v("data"), redis: v("redis"), cdrKey: v("cdr-key"), ingestToken: v("ingest-token"),
 		adminToken: v("admin-token"), allowedOrigins: v("allowed-origins"), instanceDomain: v("instance-domain"),
-		logFormat: v("log-format"), pprof: v("pprof"),
+		logFormat: v("log-format"), pprof: v("pprof"), allowedHosts: v("allowed-hosts"),
 		oidcIssuer: v("oidc-issuer"), oidcAudience: v("oidc-audience"), oidcAgentClaim: v("oidc-agent-claim"),
 		customerFields: []string{},
 	}
@@ -124,6 +128,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		}
 	}
 	var err error
+	if o.maxConnections, err = strconv.Atoi(v("max-connections")); err != nil || o.maxConnections <= 0 {
+		return nil, fmt.Errorf("--max-connections / IPROC_MAX_CONNECTIONS: %q is not a positive whole number", v("max-connections"))
+	}
+	for _, h := range strings.Split(o.allowedHosts, ",") {
+		if strings.ContainsAny(strings.TrimSpace(h), "/ @?#") {
+			return nil, fmt.Errorf("--allowed-hosts / IPROC_ALLOWED_HOSTS: %q is not a host name", strings.TrimSpace(h))
+		}
+	}
 	if _, _, err = net.SplitHostPort(o.listen); err != nil {
 		return nil, fmt.Errorf("--listen / IPROC_LISTEN: %q is not host:port", o.listen)
 	}
@@ -236,10 +248,13 @@ func (o *options) serverConfig() (server.Config, error) {
 		Addr: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, DataDir: o.data,
 		IngestToken: o.ingestToken, AdminToken: o.adminToken, InstanceDomain: o.instanceDomain,
 		SessionGrace: o.sessionGrace, History: o.history, Version: version,
-		DirectoryPath: o.directory,
-		OIDCIssuer:    o.oidcIssuer, OIDCAudience: o.oidcAudience, OIDCAgentClaim: o.oidcAgentClaim,
+		DirectoryPath: o.directory, MaxConnections: o.maxConnections,
+		OIDCIssuer: o.oidcIssuer, OIDCAudience: o.oidcAudience, OIDCAgentClaim: o.oidcAgentClaim,
 		NoPasswordLogin: !o.passwordLogin,
 		CustomerFields:  o.customerFields,
+	}
+	if o.allowedHosts != "" {
+		cfg.AllowedHosts = strings.Split(o.allowedHosts, ",")
 	}
 	if o.allowedOrigins != "" {
 		cfg.AllowedOrigins = strings.Split(o.allowedOrigins, ",")

@@ -82,6 +82,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(opts, stderr)
+	server.UseRedisLogger(log)
 	cfg, err := opts.serverConfig()
 	if err != nil {
 		log.Error().Msg(err.Error())

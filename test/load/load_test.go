@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(noopEnv); addr != "" {
 		os.Exit(serveNoop(addr, os.Stderr))
 	}
+	if addr := os.Getenv(naiveEnv); addr != "" {
+		os.Exit(serveNaive(addr, os.Stderr))
+	}
 	os.Exit(m.Run())
 }
 
@@ -46,7 +49,7 @@ func TestScenariosSmoke(t *testing.T) {
 		}
 		got[m["scenario"].(string)] = m
 	}
-	for _, s := range append(allScenarios, "ratio") {
+	for _, s := range append(allScenarios, "ratio", "ratio-fanout", "ratio-saturation") {
 		if got[s] == nil {
 			t.Fatalf("no figures for %s in %s", s, out.String())
 		}
@@ -58,7 +61,7 @@ func TestScenariosSmoke(t *testing.T) {
 		}
 		return v
 	}
-	for _, s := range []string{"fanout", "saturation", "teamstatus"} {
+	for _, s := range []string{"fanout", "saturation", "naive-fanout", "naive-saturation", "teamstatus"} {
 		if num(s, "lost") != 0 || num(s, "delivered") != num(s, "expected") || num(s, "expected") == 0 {
 			t.Errorf("%s: delivered %v of %v, lost %v", s, got[s]["delivered"], got[s]["expected"], got[s]["lost"])
 		}

@@ -79,7 +79,7 @@ func (c *config) supervisors() int {
 	n := 1
 	for _, s := range c.scenarios {
 		switch s {
-		case "fanout", "saturation":
+		case "fanout", "saturation", "naive-fanout", "naive-saturation":
 			n = max(n, c.fanoutSubs)
 		case "ingest":
 			if c.ingestFiltered {
@@ -92,7 +92,7 @@ func (c *config) supervisors() int {
 	return n
 }
 
-var allScenarios = []string{"idle", "fanout", "saturation", "ingest", "teamstatus", "ceiling"}
+var allScenarios = []string{"idle", "fanout", "naive-fanout", "saturation", "naive-saturation", "ingest", "teamstatus", "ceiling"}
 
 // noopEnv, when set in the environment, makes this binary serve the no-op
 // ceiling handler on its address instead (the ceiling scenario's child).
@@ -101,6 +101,9 @@ const noopEnv = "IPROC_LOAD_NOOP_ADDR"
 func main() {
 	if addr := os.Getenv(noopEnv); addr != "" {
 		os.Exit(serveNoop(addr, os.Stderr))
+	}
+	if addr := os.Getenv(naiveEnv); addr != "" {
+		os.Exit(serveNaive(addr, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -213,6 +216,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		line, _ := json.Marshal(res)
 		fmt.Fprintln(stdout, string(line))
 	}
+	for _, pair := range [][2]string{{"fanout", "naive-fanout"}, {"saturation", "naive-saturation"}} {
+		if r := fanoutRatio(results[pair[0]], results[pair[1]]); r != nil {
+			r["scenario"] = "ratio-" + pair[0]
+			line, _ := json.Marshal(r)
+			fmt.Fprintln(stdout, string(line))
+			fmt.Fprintf(stderr, "ratio: %s p99 %.1f ms vs naive hub %.1f ms (×%.2f); deliveries/s %.0f vs %.0f (×%.2f), same run\n",
+				pair[0], r["p99_ms"], r["naive_p99_ms"], r["p99_to_naive"], r["deliveries_per_s"], r["naive_deliveries_per_s"], r["deliveries_to_naive"])
+		}
+	}
 	if in, ok := results["ingest"]; ok {
 		if ce, ok := results["ceiling"]; ok {
 			a, _ := in["acks_per_s"].(float64)
@@ -234,6 +246,15 @@ func runScenario(ctx context.Context, cfg *config, name string, stderr io.Writer
 	defer cancel()
 	if name == "ceiling" {
 		return runCeiling(ctx, cfg, stderr)
+	}
+	if name == "naive-fanout" || name == "naive-saturation" {
+		t, err := startNaive(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer t.stop()
+		r := &runner{cfg: cfg, t: t, log: stderr, name: name}
+		return r.fanout(ctx, name == "naive-saturation")
 	}
 	t := &target{addr: cfg.addr, pid: cfg.pid}
 	dirAgents := cfg.agents() // the directory of -write-directory
@@ -271,4 +292,26 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// fanoutRatio compares iproc's figures of a fanout scenario with the naive
+// hub's of the same run; nil when either is missing.
+func fanoutRatio(ip, naive map[string]any) map[string]any {
+	if ip == nil || naive == nil {
+		return nil
+	}
+	p99 := func(m map[string]any) float64 {
+		if l, ok := m["latency"].(latencyFigures); ok {
+			return l.P99
+		}
+		return 0
+	}
+	rate := func(m map[string]any) float64 { v, _ := m["deliveries_per_s"].(float64); return v }
+	a, b := p99(ip), p99(naive)
+	c, d := rate(ip), rate(naive)
+	if b == 0 || d == 0 {
+		return nil
+	}
+	return map[string]any{"p99_ms": a, "naive_p99_ms": b, "p99_to_naive": round(a/b, 2),
+		"deliveries_per_s": c, "naive_deliveries_per_s": d, "deliveries_to_naive": round(c/d, 2)}
 }

@@ -190,6 +190,7 @@ func (r *runner) fanout(ctx context.Context, sat bool) (map[string]any, error) {
 	base := total.Load()
 	p.acked.Store(0)
 	wait := r.profile(r.cfg.duration)
+	stagesBefore := histograms(r.httpBase())
 	m = startMeter(r.t.pid)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -234,6 +235,7 @@ func (r *runner) fanout(ctx context.Context, sat bool) (map[string]any, error) {
 	expected := acked * int64(s)
 	drained := waitFor(ctx, 30*time.Second, total.Load, func() bool { return total.Load()-base >= expected })
 	deliverEnd := time.Since(start)
+	stages := tailFigures(stagesBefore, histograms(r.httpBase()))
 	wait()
 	delivered := total.Load() - base
 	var lost, reordered, closed int64
@@ -254,6 +256,10 @@ func (r *runner) fanout(ctx context.Context, sat bool) (map[string]any, error) {
 		"subscribers": s, "published": acked, "post_errors": p.errs.Load(), "expected": expected,
 		"delivered": delivered, "lost": lost, "reordered": reordered, "closed_connections": closed,
 		"drained": drained, "setup": setup, "load": load, "latency": latencies(lat),
+	}
+	if stages != nil {
+		res["server_stages"] = stages
+		r.logf("server stages (bucket bounds, ms): %v", stages)
 	}
 	if sat {
 		rate := float64(inWindow) / postEnd.Seconds()
