@@ -13,7 +13,7 @@ import (
 
 	"iproc/resources/directory"
 	"iproc/server"
-	"iproc/server/demo"
+	"iproc/cmd/iproc/demo"
 )
 
 // demoAgents returns the agents (type Agent) of the bundled demo directory.

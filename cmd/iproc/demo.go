@@ -12,7 +12,7 @@ import (
 
 	"iproc/resources/directory"
 	"iproc/server"
-	"iproc/server/demo"
+	"iproc/cmd/iproc/demo"
 )
 
 // startDemo runs the built-in simulator (--demo) against the server being
