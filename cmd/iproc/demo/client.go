@@ -17,8 +17,8 @@ import (
 const (
 	// requestWait bounds the wait for one response while the run is live.
 	requestWait = 15 * time.Second
-	// loginWait bounds a login or resume that is finished after a stop, and
-	// the logout that follows it.
+	// loginWait bounds, once the run stops, the wait for an answer in
+	// flight and for the logout that follows.
 	loginWait = 5 * time.Second
 )
 
@@ -28,10 +28,12 @@ var errStopped = errors.New("the simulator is stopping")
 // wsClient makes requests on one connection from one goroutine: it writes a
 // request and reads frames up to its response, skipping events.
 //
-// A stop (interrupt) ends a blocked state change at once, but not a login
-// or resume: those finish (bounded by loginWait), so the simulator knows
-// whether they made a session and can close it. Abandoning a login's read
-// would leave a session nobody closes, shown logged in for the whole grace.
+// A stop (interrupt) does not cut a read short: gorilla's connection is
+// unusable after a read times out, and the simulator still needs it to
+// log its agent out. A request in flight at the stop, a login in
+// particular, finishes within loginWait instead, so the simulator knows
+// whether it made a session and can close it (abandoning a login's read
+// left a session nobody closed, shown logged in for the whole grace).
 type wsClient struct {
 	ws   *websocket.Conn
 	next int
@@ -39,7 +41,6 @@ type wsClient struct {
 
 	mu      sync.Mutex
 	stopped bool // interrupt was called
-	bounded bool // the request in flight is a login, resume or logout
 }
 
 // response is the part of a response or event the simulator reads.
@@ -65,31 +66,20 @@ func (r *response) failure() string {
 	return r.Failure.Code + ": " + r.Failure.Message
 }
 
-// interrupt marks the run stopped and ends a blocked read at once, or,
-// for a login, resume or logout in flight, within loginWait.
+// interrupt marks the run stopped and bounds the wait for a response in
+// flight to loginWait.
 func (c *wsClient) interrupt() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopped = true
-	wait := time.Duration(0)
-	if c.bounded {
-		wait = loginWait
-	}
-	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
-}
-
-// isStopped reports whether interrupt was called.
-func (c *wsClient) isStopped() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stopped
+	_ = c.ws.SetReadDeadline(time.Now().Add(loginWait))
 }
 
 // request sends command and returns its response; a session.ended event
-// on the way is errEnded (except for closeSession, which ends it). When bounded is false it gives up as soon as the
-// run stops; when true it waits for the answer up to loginWait after a
-// stop (and requestWait otherwise).
-func (c *wsClient) request(command string, data any, resource string, bounded bool) (*response, error) {
+// on the way is errEnded (except for closeSession, which ends it). Once
+// the run is stopping, only logins, resumes and logouts (must) are sent,
+// and their answers are awaited for at most loginWait.
+func (c *wsClient) request(command string, data any, resource string, must bool) (*response, error) {
 	c.next++
 	id := fmt.Sprintf("demo-%d", c.next)
 	req := map[string]any{"command": command, "id": id, "data": data}
@@ -99,13 +89,12 @@ func (c *wsClient) request(command string, data any, resource string, bounded bo
 	c.mu.Lock()
 	wait := requestWait
 	switch {
-	case c.stopped && !bounded:
+	case c.stopped && !must:
 		c.mu.Unlock()
 		return nil, errStopped
 	case c.stopped:
 		wait = loginWait
 	}
-	c.bounded = bounded
 	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
 	c.mu.Unlock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(requestWait))
@@ -116,9 +105,6 @@ func (c *wsClient) request(command string, data any, resource string, bounded bo
 	for {
 		var r response
 		if err := c.ws.ReadJSON(&r); err != nil {
-			if c.isStopped() && !bounded {
-				return nil, errStopped
-			}
 			return nil, fmt.Errorf("%s: %w", command, err)
 		}
 		c.seq = max(c.seq, r.Seq)
