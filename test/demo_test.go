@@ -265,8 +265,10 @@ func TestDemoBinary(t *testing.T) {
 		t.Fatalf("login 2001: %v", resp)
 	}
 	success(t, c.request("report.teamstatus.begin", map[string]any{"agentId": "2001"}, ""))
-	checkFor(t, 20*time.Second, "a demo agent logged in", func() bool {
-		ev := c.waitEvent("report.teamstatus.memberstatuschanged")
+	checkFor(t, 30*time.Second, "a demo agent logged in", func() bool {
+		ev := c.next("a team status event", func(m map[string]any) bool {
+			return m["name"] == "report.teamstatus.teamadded" || m["name"] == "report.teamstatus.memberstatuschanged"
+		})
 		for _, m := range ev["data"].(map[string]any)["team"].(map[string]any)["members"].([]any) {
 			if m := m.(map[string]any); m["memberId"] != "2001" && m["status"] != "logged_out" {
 				return true
