@@ -36,6 +36,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
+	"iproc/reporting/backoff"
 )
 
 // DemoPassword is the password of every user of the bundled demo directory
@@ -144,18 +145,6 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // jitter returns a duration spread evenly over [d/2, 3d/2).
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d)
@@ -169,24 +158,27 @@ func (s *sim) stateTime() time.Duration {
 // agentLoop keeps agent a logged in and working until ctx ends.
 func (s *sim) agentLoop(ctx context.Context, a Agent) {
 	log := s.cfg.Log.With().Str("agent", a.ID).Logger()
-	backoff := s.cfg.StateMin
+	retry := backoff.Backoff{First: min(s.cfg.StateMin, time.Second), Max: 30 * time.Second}
 	for {
+		started := time.Now()
 		err := s.agentSession(ctx, a, log)
 		if ctx.Err() != nil {
 			return
 		}
-		wait := backoff
+		if time.Since(started) > s.cfg.StateMax {
+			retry.Reset() // the session lasted: this is a new failure
+		}
+		wait := retry.Next()
 		switch {
 		case errors.Is(err, errBusy), errors.Is(err, errEnded):
 			// Someone is using this agent: leave it to them for a while
 			// (and do not spend a bcrypt login on it every few seconds).
-			wait = max(2*s.cfg.StateMax, 30*time.Second)
+			wait = max(s.cfg.StateMax, 30*time.Second)
 			log.Info().Err(err).Dur("retry_in", wait).Msg("demo agent steps aside")
 		default:
-			backoff = min(2*backoff, 30*time.Second)
 			log.Debug().Err(err).Dur("retry_in", wait).Msg("demo agent disconnected")
 		}
-		if !sleep(ctx, jitter(wait)) {
+		if !backoff.Sleep(ctx.Done(), jitter(wait)) {
 			return
 		}
 	}
@@ -228,7 +220,7 @@ func (s *sim) agentSession(ctx context.Context, a Agent, log zerolog.Logger) err
 		}
 	}()
 	for {
-		if !sleep(ctx, s.stateTime()) {
+		if !backoff.Sleep(ctx.Done(), s.stateTime()) {
 			return nil
 		}
 		next, reason := nextState(state)
@@ -324,7 +316,7 @@ func (s *sim) notifyLoop(ctx context.Context) {
 	}
 	calls, callbacks, step := 0, 0, 0
 	for i := 0; ; i++ {
-		if !sleep(ctx, jitter(s.cfg.Interval)) {
+		if !backoff.Sleep(ctx.Done(), jitter(s.cfg.Interval)) {
 			return
 		}
 		now := time.Now()
