@@ -55,6 +55,11 @@ type conn struct {
 	ctx context.Context // ends when the server shuts down
 
 	sess atomic.Pointer[session.Session]
+	// replaying is set while resumeSession replays history; replayedTo is
+	// the highest seq it queued: frames up to it are timed apart from live
+	// ones.
+	replaying  atomic.Bool
+	replayedTo atomic.Uint64
 }
 
 var _ session.Conn = (*conn)(nil)
@@ -178,6 +183,9 @@ func (c *conn) SendWait(ctx context.Context, frame []byte) bool {
 			return false
 		}
 		if c.push(frame) {
+			if c.replaying.Load() {
+				c.replayedTo.Store(max(c.replayedTo.Load(), frameSeq(frame)))
+			}
 			return true
 		}
 		select {

@@ -58,7 +58,7 @@ func (c *conn) writeFrames(frames [][]byte) error {
 	written := func(to int) {
 		c.srv.metrics.framesOut.Add(float64(to - from))
 		for _, f := range frames[from:to] {
-			c.srv.wrote(f)
+			c.srv.wrote(c, f)
 		}
 		from = to
 	}

@@ -187,7 +187,11 @@ func (rt *router) resume(ctx context.Context, c *conn, req *protocol.Request) (*
 	c.sess.Store(s)
 	c.logAt(rt.srv.log.Info()).Bool("recovered", res.Recovered).Uint64("since", rr.Since).Msg("session resumed")
 	r := protocol.Success(req, res)
-	return &r, func() { rt.sessions.Replay(c.ctx, s) }
+	return &r, func() {
+		c.replaying.Store(true)
+		defer c.replaying.Store(false)
+		rt.sessions.Replay(c.ctx, s)
+	}
 }
 
 func (rt *router) sessionCommand(ctx context.Context, s *session.Session, req *protocol.Request) (any, error) {

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -148,4 +149,43 @@ func runBinary(t *testing.T, args ...string) string {
 		t.Errorf("iproc %v exited 0, want a failure: %s", args, out)
 	}
 	return string(out)
+}
+
+// TestReplayedEventsTimedApart checks that events replayed by
+// resumeSession are timed in iproc_replay_to_socket_seconds, not in
+// iproc_commit_to_socket_seconds, whose samples are live deliveries only
+// (after a restart, replays used to fill it with the clients' time away).
+func TestReplayedEventsTimedApart(t *testing.T) {
+	ts := startServer(t, nil)
+	sup := dial(t, ts.WS)
+	sid, token := sup.login("2001")
+	success(t, sup.request("subscribe", map[string]any{"topics": allTopics}, sid))
+	since := seqOf(t, sup.waitEvent("session.stateChanged"))
+	sup.ws.Close()
+	before := scrape(t, ts.URL)
+
+	// Three notifications while the supervisor is away, then a resume.
+	for i := range 3 {
+		if status, b := post(t, ts.URL+pathCP, jsonOf(contactProcessed(fmt.Sprintf("REPLAY-GUID-%d", i), fmt.Sprintf("REPLAY-ATT-%d", i), "1001")), nil); status != 200 {
+			t.Fatalf("contact-processed: %d %v", status, b)
+		}
+	}
+	back := dial(t, ts.WS)
+	success(t, back.request("resumeSession", map[string]any{"id": sid, "resumeToken": token, "since": since}, ""))
+	for range 3 {
+		back.waitEvent("outbound.contactProcessed")
+	}
+	// One live event after the replay.
+	if status, b := post(t, ts.URL+pathCP, jsonOf(contactProcessed("REPLAY-GUID-LIVE", "REPLAY-ATT-LIVE", "1001")), nil); status != 200 {
+		t.Fatalf("contact-processed: %d %v", status, b)
+	}
+	back.waitEvent("outbound.contactProcessed")
+	checkFor(t, 5*time.Second, "the live delivery timed", func() bool {
+		return scrape(t, ts.URL)["iproc_commit_to_socket_seconds_count"]-before["iproc_commit_to_socket_seconds_count"] >= 1
+	})
+	after := scrape(t, ts.URL)
+	checkDeltas(t, before, after, map[string]float64{
+		"iproc_replay_to_socket_seconds_count": 3,
+		"iproc_commit_to_socket_seconds_count": 1,
+	})
 }
