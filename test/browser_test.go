@@ -122,7 +122,7 @@ func TestBrowserDebugPage(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
 		chromedp.Click(chromedp.CSS("#login")))
 	p.waitFor("override dialog open", `document.getElementById('override-dialog').open &&
-		document.getElementById('override-message').textContent.includes('2001')`)
+		document.getElementById('override-message').textContent === 'Agent 2001 is signed in elsewhere. Sign in here and end the other session?'`)
 	p.do("confirm the override", chromedp.Click(chromedp.CSS("#override-yes")))
 	p.waitFor("logged in", `document.getElementById('status').textContent === 'logged in as 2001'`)
 	if reason := elsewhere.waitEvent("session.ended")["data"].(map[string]any)["reason"]; reason != "override" {
@@ -134,7 +134,8 @@ func TestBrowserDebugPage(t *testing.T) {
 		 document.querySelectorAll('#team-table tbody[data-team="t1"] tr[data-member]').length === 4 &&
 		 document.querySelectorAll('#team-table tbody[data-team="t2"] tr[data-member]').length === 3`)
 	p.waitFor("1002 shown not_ready (32)",
-		`(r => r && r.dataset.status === 'not_ready' && r.querySelector('.reason').textContent === '32' &&
+		`(r => r && r.dataset.status === 'not_ready' && r.querySelector('.reason').textContent === 'Training' &&
+		  r.querySelector('.status').textContent === 'Not ready' &&
 		  r.classList.contains('st-not-ready') && /^≥\d+:\d\d:\d\d$/.test(r.querySelector('.time').textContent))(
 		  document.querySelector('tbody[data-team="t1"] tr[data-member="1002"]'))`)
 	if got := p.eval(`document.querySelector('tr[data-member="1001"]').dataset.status`); got != "logged_out" {
@@ -163,7 +164,7 @@ func TestBrowserDebugPage(t *testing.T) {
 	success(t, ann.request("setState", map[string]any{"state": "ready"}, annSID))
 	p.waitFor("1001 shown ready",
 		`(r => r && r.dataset.status === 'ready' && r.classList.contains('st-ready') &&
-		  r.querySelector('.status').textContent === 'ready' &&
+		  r.querySelector('.status').textContent === 'Ready' &&
 		  /^\d+:\d\d:\d\d$/.test(r.querySelector('.time').textContent))(document.querySelector('tr[data-member="1001"]'))`)
 	tina := dial(t, ts.WS)
 	tinaSID, _ := tina.login("3001")

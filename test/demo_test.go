@@ -47,12 +47,19 @@ func demoLogin(t *testing.T, c *client, id string) string {
 // -race on a loaded machine outlast the server's request bound.
 func startDemo(t *testing.T, ts *testServer, dataDir string, log io.Writer) (stop func()) {
 	t.Helper()
+	return runDemo(t, demo.Config{URL: ts.URL, Interval: 100 * time.Millisecond, StateMin: 50 * time.Millisecond,
+		StateMax: 200 * time.Millisecond, DataDir: dataDir, Log: zerolog.New(log).Level(zerolog.DebugLevel)})
+}
+
+// runDemo runs the simulator with cfg (agents and password filled in) until
+// the returned stop is called; stop returns once demo.Run has returned.
+func runDemo(t *testing.T, cfg demo.Config) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- demo.Run(ctx, demo.Config{URL: ts.URL, Agents: demoAgents(), Password: testPassword,
-			Interval: 100 * time.Millisecond, StateMin: 50 * time.Millisecond, StateMax: 200 * time.Millisecond,
-			DataDir: dataDir, Log: zerolog.New(log).Level(zerolog.DebugLevel)})
+		cfg.Agents, cfg.Password = demoAgents(), testPassword
+		done <- demo.Run(ctx, cfg)
 	}()
 	stopped := false
 	stop = func() {
