@@ -508,6 +508,8 @@ function showJourney(callId, steps) {
     const bar = el('div', {class: `bar ${kind(s.DeviceType)}`, title: `${label} — ${s.Description ?? ''} (${dur(stepMs(s))})`},
       el('span', {}, label), el('small', {}, dur(stepMs(s))));
     bar.style.flexGrow = String(total > 0 ? Math.max(stepMs(s), total / 100) : 1);
+    // A label that cannot fit is left out (the tooltip and the table have it).
+    if (total > 0 && stepMs(s) / total < 0.08) bar.classList.add('narrow');
     timeline.append(bar);
   }
   const table = el('table', {class: 'journey-table'},
