@@ -175,6 +175,7 @@ async function startSession(s) {
   await call('report.teamstatus.begin', {agentId: s.agentId});
   const r = await call('getState', {}, s.id);
   if (r?.result === 'success') showMyState(r.data);
+  loadCampaigns(true);
 }
 
 async function rereadReports() {
@@ -561,9 +562,11 @@ function showCampaigns() {
       el('td', {}, when(g.GSW_DATE_TIME))))))));
 }
 
-async function loadCampaigns() {
-  const r = await call('report.campaigngroups');
+/** loadCampaigns reads the campaign group states; quiet leaves a refusal (an agent's) unsaid. */
+async function loadCampaigns(quiet = false) {
+  const r = quiet ? await client.request('report.campaigngroups', {}).catch(() => null) : await call('report.campaigngroups');
   if (r?.result !== 'success') {
+    if (quiet) return;
     const p = el('p', {class: 'error'});
     $('campaigns').replaceChildren(p);
     showError(p, r);
@@ -575,7 +578,7 @@ async function loadCampaigns() {
   showCampaigns();
 }
 
-$('campaigns-go').addEventListener('click', loadCampaigns);
+$('campaigns-go').addEventListener('click', () => loadCampaigns());
 
 // ---- server events ----------------------------------------------------------------
 
