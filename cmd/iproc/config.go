@@ -21,7 +21,7 @@ import (
 
 var errHelp = errors.New("help requested")
 
-// options are the settings of `iproc serve` (SPEC §2): each a flag and an
+// options are the settings of `iproc serve`: each a flag and an
 // IPROC_* environment variable; the flag wins.
 type options struct {
 	listen, tlsCert, tlsKey, directory, data, redis, cdrKey string

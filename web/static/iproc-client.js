@@ -1,6 +1,6 @@
 /**
  * @file iproc-client.js: a small browser WebSocket client for the iproc
- * protocol (SPEC §3). It has no dependencies; copy it into a desktop as it is.
+ * WebSocket protocol. It has no dependencies; copy it into a desktop as it is.
  *
  * - request(command, data, resource) sends an envelope with a generated `id`
  *   and resolves with the response envelope (success, confirm or failure
