@@ -33,6 +33,11 @@ type conn struct {
 	ctx context.Context // ends when the server shuts down
 
 	sess atomic.Pointer[session.Session]
+	// replaying is set while resumeSession replays history; replayedTo is
+	// the highest seq it queued: frames up to it are timed apart from live
+	// ones.
+	replaying  atomic.Bool
+	replayedTo atomic.Uint64
 }
 
 var (

@@ -78,7 +78,7 @@ func (w *writer) writeFrames(frames [][]byte) error {
 // written accounts for frames that went out.
 func (w *writer) written(frames [][]byte) {
 	if w.cfg.Wrote != nil && len(frames) > 0 {
-		w.cfg.Wrote(frames)
+		w.cfg.Wrote(frames, w.replayedTo.Load())
 	}
 }
 

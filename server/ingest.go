@@ -38,7 +38,7 @@ func (s *Server) ingestRoutes() http.Handler {
 		return notify.DecodeCallback(b)
 	}))
 	mux.HandleFunc("/ingest/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "resource.notFound", "no ingest endpoint at "+r.URL.Path+": use /ingest/ocs/campaign-group-state, /ingest/ocs/contact-processed or /ingest/gms/callback")
+		noRoute(w, r, mux, "/ingest/", "no ingest endpoint at "+r.URL.Path+": use /ingest/ocs/campaign-group-state, /ingest/ocs/contact-processed or /ingest/gms/callback")
 	})
 	return mux
 }

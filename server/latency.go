@@ -63,19 +63,23 @@ const (
 	seqField    = `,"seq":`
 )
 
-// wroteFrames accounts for frames written to a socket (the writers' Wrote).
-func (s *Server) wroteFrames(frames [][]byte) {
+// wroteFrames accounts for frames written to a socket (the writers' Wrote);
+// frames with a seq up to replayedTo were queued by a replay.
+func (s *Server) wroteFrames(frames [][]byte, replayedTo uint64) {
 	s.metrics.framesOut.Add(float64(len(frames)))
 	for _, f := range frames {
-		s.wrote(f)
+		s.wrote(f, replayedTo)
 	}
 }
 
 // wrote accounts for one frame written to a socket: event frames (every
 // frame that starts with a name, as protocol.EventFrame and protocol.Event
 // encode them) count as delivered, and those whose seq is still in the
-// commit clock have their commit-to-socket latency observed.
-func (s *Server) wrote(frame []byte) {
+// commit clock have their commit-to-socket latency observed: live ones in
+// iproc_commit_to_socket_seconds, replayed ones (resumeSession) apart in
+// iproc_replay_to_socket_seconds, as their wait includes the client's
+// time away.
+func (s *Server) wrote(frame []byte, replayedTo uint64) {
 	if !bytes.HasPrefix(frame, []byte(eventPrefix)) {
 		return
 	}
@@ -84,9 +88,15 @@ func (s *Server) wrote(frame []byte) {
 	if seq == 0 {
 		return
 	}
-	if at, ok := s.commits.lookup(seq); ok {
-		s.metrics.commitToSocket.Observe(time.Duration(time.Now().UnixNano() - at).Seconds())
+	at, ok := s.commits.lookup(seq)
+	if !ok {
+		return
 	}
+	h := s.metrics.commitToSocket
+	if seq <= replayedTo {
+		h = s.metrics.replayToSocket
+	}
+	h.Observe(time.Duration(time.Now().UnixNano() - at).Seconds())
 }
 
 // frameSeq returns the seq of an event frame, or 0 when it has none: the

@@ -26,6 +26,7 @@ type metrics struct {
 	deliveryLatency prometheus.Histogram
 	ingestRejected  *prometheus.CounterVec
 	commitToSocket  prometheus.Histogram
+	replayToSocket  prometheus.Histogram
 }
 
 func newMetrics(sessions func() float64) *metrics {
@@ -46,10 +47,11 @@ func newMetrics(sessions func() float64) *metrics {
 	m.ingestLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iproc_ingest_seconds", Help: "From request received to durable commit, by source.", Buckets: latencyBuckets}, []string{"source"})
 	m.deliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_delivery_seconds", Help: "From commit to the event being queued on every entitled connection.", Buckets: latencyBuckets})
 	m.ingestRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iproc_ingest_rejected_total", Help: "Ingest requests refused, by HTTP status."}, []string{"status"})
-	m.commitToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_commit_to_socket_seconds", Help: "From durable commit to the event frame written to a WebSocket, per delivery.", Buckets: latencyBuckets})
+	m.commitToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_commit_to_socket_seconds", Help: "From durable commit to the event frame written to a WebSocket, per live delivery (replays are in iproc_replay_to_socket_seconds).", Buckets: latencyBuckets})
+	m.replayToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_replay_to_socket_seconds", Help: "From durable commit to the event frame written to a WebSocket, per event replayed by resumeSession (includes the client's time away).", Buckets: latencyBuckets})
 	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.framesIn, m.framesOut,
 		m.eventsIn, m.duplicates, m.eventsCommitted, m.deliveries, m.slowConsumers, m.refusedConns, m.ingestLatency,
-		m.deliveryLatency, m.ingestRejected, m.commitToSocket,
+		m.deliveryLatency, m.ingestRejected, m.commitToSocket, m.replayToSocket,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"iproc/protocol"
 	"iproc/reporting/cdr"
@@ -88,6 +89,9 @@ type Config struct {
 	WriteWait time.Duration
 	// Version is reported in service.info.
 	Version string
+	// CTIVendor and CTIVersion name the contact-centre platform behind
+	// this server in service.info. Empty means Cisco and UCCX.
+	CTIVendor, CTIVersion string
 	// NoGroupCommit turns off group commit in the store (benchmarks only).
 	NoGroupCommit bool
 	// RedisURL (redis://host:port/db), when set, enables the dialer CDR
@@ -158,7 +162,16 @@ func (c *Config) setDefaults() {
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = 20000
 	}
+	if c.CTIVendor == "" {
+		c.CTIVendor = "Cisco"
+	}
+	if c.CTIVersion == "" {
+		c.CTIVersion = "UCCX"
+	}
 }
+
+// ErrDataInUse means another process holds the data folder's store.
+var ErrDataInUse = errors.New("another iproc is using")
 
 // Server is an iproc server.
 type Server struct {
@@ -249,6 +262,10 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			Log:           log.With().Str("component", "store").Logger(),
 		})
 	}
+	if errors.Is(err, berrors.ErrTimeout) { // bbolt's file lock is held
+		s.closeRedis()
+		return nil, fmt.Errorf("%w %s (stop it, or give this one another --data folder)", ErrDataInUse, cfg.DataDir)
+	}
 	if err != nil {
 		s.closeRedis()
 		return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
@@ -333,6 +350,12 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/ingest/", s.ingestRoutes())
 	mux.HandleFunc("PUT /admin/directory", s.adminDirectory)
 	mux.HandleFunc("GET /admin/directory", s.getDirectory)
+	// Wrong methods answer 405 with Allow, unknown paths 404, in JSON.
+	for _, p := range []string{"/ws", "/healthz", "/readyz", "/metrics", "/admin/"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			noRoute(w, r, mux, p, "no endpoint at "+r.URL.Path)
+		})
+	}
 	mux.Handle("/", web.Handler()) // GET and HEAD; other methods answer 405
 	return mux
 }
@@ -402,8 +425,8 @@ func (s *Server) serviceInfo() []byte {
 	return protocol.Marshal(protocol.Event{Name: protocol.EventServiceInfo, Data: map[string]string{
 		"vendor":          "iproc",
 		"version":         s.cfg.Version,
-		"cti-vendor":      "Cisco",
-		"cti-version":     "UCCX 12.5",
+		"cti-vendor":      s.cfg.CTIVendor,
+		"cti-version":     s.cfg.CTIVersion,
 		"instance-domain": s.cfg.InstanceDomain,
 	}})
 }

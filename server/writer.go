@@ -58,6 +58,7 @@ type writer struct {
 	finished   bool          // the writer ended the connection: nothing more is written
 	ping       *time.Timer
 	room       chan struct{} // capacity 1: the writer wrote what it took
+	replayedTo atomic.Uint64 // the highest seq pushWait (a replay) queued
 	goroutines sync.WaitGroup
 }
 
@@ -70,8 +71,10 @@ type writerConfig struct {
 	// Bufs holds write buffers (*[]byte), shared so that an idle
 	// connection holds none.
 	Bufs *sync.Pool
-	// Wrote accounts for frames once written (metrics); may be nil.
-	Wrote func(frames [][]byte)
+	// Wrote accounts for frames once written (metrics), with the highest
+	// seq a replay queued (frames up to it are replayed history); may be
+	// nil.
+	Wrote func(frames [][]byte, replayedTo uint64)
 }
 
 // writerOwner is told what the writer decided: the connection it writes for.
@@ -124,6 +127,9 @@ func (w *writer) push(frame []byte) bool {
 func (w *writer) pushWait(ctx context.Context, done <-chan struct{}, frame []byte) bool {
 	for {
 		if w.push(frame) {
+			if seq := frameSeq(frame); seq > w.replayedTo.Load() {
+				w.replayedTo.Store(seq) // only the replaying reader calls pushWait
+			}
 			return true
 		}
 		if w.isClosing() {

@@ -21,11 +21,12 @@ import (
 
 var errHelp = errors.New("help requested")
 
-// options are the settings of `iproc serve` (SPEC §2): each a flag and an
+// options are the settings of `iproc serve`: each a flag and an
 // IPROC_* environment variable; the flag wins.
 type options struct {
 	listen, tlsCert, tlsKey, directory, data, redis, cdrKey string
 	ingestToken, adminToken, allowedOrigins, instanceDomain string
+	ctiVendor, ctiVersion                                   string
 	sessionGrace, history                                   time.Duration
 	logLevel                                                zerolog.Level
 	logFormat                                               string
@@ -56,6 +57,8 @@ var settings = []setting{
 	{"admin-token", "IPROC_ADMIN_TOKEN", "", "bearer token required on /admin/*", true},
 	{"allowed-origins", "IPROC_ALLOWED_ORIGINS", "", "comma-separated WebSocket Origin allow-list (default: same host)", false},
 	{"instance-domain", "IPROC_INSTANCE_DOMAIN", "default", "group of instances serving the same clients", false},
+	{"cti-vendor", "IPROC_CTI_VENDOR", "Cisco", "contact-centre platform vendor reported in service.info", false},
+	{"cti-version", "IPROC_CTI_VERSION", "UCCX", "contact-centre platform version reported in service.info", false},
 	{"session-grace", "IPROC_SESSION_GRACE", "60s", "how long a disconnected session can be resumed", false},
 	{"history", "IPROC_HISTORY", "24h", "how long events stay replayable", false},
 	{"log-level", "IPROC_LOG_LEVEL", "info", "debug, info, warn or error", false},
@@ -117,6 +120,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		data: v("data"), redis: v("redis"), cdrKey: v("cdr-key"), ingestToken: v("ingest-token"),
 		adminToken: v("admin-token"), allowedOrigins: v("allowed-origins"), instanceDomain: v("instance-domain"),
 		logFormat: v("log-format"), pprof: v("pprof"), allowedHosts: v("allowed-hosts"),
+		ctiVendor: v("cti-vendor"), ctiVersion: v("cti-version"),
 		oidcIssuer: v("oidc-issuer"), oidcAudience: v("oidc-audience"), oidcAgentClaim: v("oidc-agent-claim"),
 		customerFields: []string{},
 	}
@@ -172,6 +176,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if o.instanceDomain == "" {
 		return nil, errors.New("--instance-domain / IPROC_INSTANCE_DOMAIN: must not be empty")
+	}
+	if o.ctiVendor == "" || o.ctiVersion == "" {
+		return nil, errors.New("--cti-vendor / IPROC_CTI_VENDOR and --cti-version / IPROC_CTI_VERSION: must not be empty")
 	}
 	if demoErr != nil && !flagSet(fs, "demo") {
 		return nil, fmt.Errorf("--demo / IPROC_DEMO: %q is not true or false", getenv("IPROC_DEMO"))
@@ -249,6 +256,7 @@ func (o *options) serverConfig() (server.Config, error) {
 		IngestToken: o.ingestToken, AdminToken: o.adminToken, InstanceDomain: o.instanceDomain,
 		SessionGrace: o.sessionGrace, History: o.history, Version: version,
 		DirectoryPath: o.directory, MaxConnections: o.maxConnections,
+		CTIVendor: o.ctiVendor, CTIVersion: o.ctiVersion,
 		OIDCIssuer: o.oidcIssuer, OIDCAudience: o.oidcAudience, OIDCAgentClaim: o.oidcAgentClaim,
 		NoPasswordLogin: !o.passwordLogin,
 		CustomerFields:  o.customerFields,

@@ -10,9 +10,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"iproc/cmd/iproc/demo"
 	"iproc/resources/directory"
 	"iproc/server"
-	"iproc/server/demo"
 )
 
 // startDemo runs the built-in simulator (--demo) against the server being
@@ -54,6 +54,7 @@ func demoConfig(cfg server.Config, log zerolog.Logger) (demo.Config, error) {
 		URL:         "http://" + net.JoinHostPort(host, port),
 		Password:    demo.DemoPassword,
 		IngestToken: cfg.IngestToken,
+		DataDir:     cfg.DataDir,
 		Log:         log,
 	}
 	if cfg.TLSCert != "" {

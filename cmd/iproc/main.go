@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -101,6 +102,10 @@ func serve(args []string, stderr io.Writer) int {
 		log.Warn().Str("pprof", opts.pprof).Msg("profiling endpoint enabled")
 	}
 	srv, err := server.New(cfg, log)
+	if errors.Is(err, server.ErrDataInUse) {
+		log.Error().Msg(err.Error())
+		return 1
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("start-up failed")
 		return 1
@@ -119,11 +124,20 @@ func serve(args []string, stderr io.Writer) int {
 			}
 		}
 	}()
+	// Bind first: "serving" is logged only once the port is ours, with the
+	// URL to open.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot listen on " + cfg.Addr + " (--listen): is another program using the port?")
+		_ = srv.Close()
+		return 1
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info().Str("listen", cfg.Addr).Str("data", cfg.DataDir).Str("instance_domain", cfg.InstanceDomain).
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Str("data", cfg.DataDir).Str("instance_domain", cfg.InstanceDomain).
 		Bool("tls", cfg.TLSCert != "").Bool("redis", cfg.RedisURL != "").Str("oidc_issuer", cfg.OIDCIssuer).
-		Bool("password_login", !cfg.NoPasswordLogin).Str("version", version).Msg("iproc serving")
+		Bool("password_login", !cfg.NoPasswordLogin).Str("version", version).
+		Msg("serving " + pageURL(ln.Addr(), cfg.TLSCert != ""))
 	stopDemo, err := startDemo(opts, cfg, log)
 	if err != nil {
 		log.Error().Msg(err.Error())
@@ -150,6 +164,23 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info().Msg("stopped")
 	return 0
+}
+
+// pageURL is the address to open in a browser: the listen address, with
+// loopback for an unspecified host.
+func pageURL(addr net.Addr, tls bool) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
 }
 
 func newLogger(o *options, w io.Writer) zerolog.Logger {

@@ -31,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"iproc/reporting/backoff"
 	"iproc/reporting/notify"
 	"iproc/reporting/store"
 )
@@ -183,8 +184,7 @@ func (c *Consumer) setErr(err error) {
 func (c *Consumer) run(ctx context.Context) {
 	defer close(c.done)
 	defer c.farewell()
-	const first = 50 * time.Millisecond
-	backoff := first
+	wait := backoff.Backoff{First: 50 * time.Millisecond, Max: c.cfg.MaxBackoff}
 	for ctx.Err() == nil {
 		started := time.Now()
 		connected, err := c.consume(ctx)
@@ -193,15 +193,13 @@ func (c *Consumer) run(ctx context.Context) {
 		}
 		c.setErr(err)
 		if connected && time.Since(started) > c.cfg.MaxBackoff {
-			backoff = first
+			wait.Reset()
 		}
-		c.cfg.Logger.Warn().Err(err).Dur("retry_in", backoff).Str("key", c.cfg.Key).Msg("CDR consumer paused")
-		select {
-		case <-ctx.Done():
+		d := wait.Next()
+		c.cfg.Logger.Warn().Err(err).Dur("retry_in", d).Str("key", c.cfg.Key).Msg("CDR consumer paused")
+		if !backoff.Sleep(ctx.Done(), d) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, c.cfg.MaxBackoff)
 	}
 }
 

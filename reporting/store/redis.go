@@ -12,6 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"iproc/reporting/backoff"
 )
 
 // RedisConfig configures the Redis log. Zero values mean defaults.
@@ -288,7 +290,7 @@ func (r *Redis) Close() error {
 func (r *Redis) tailLoop(from uint64) {
 	defer close(r.tailDone)
 	last := strconv.FormatUint(from, 10) + "-0"
-	backoff := 50 * time.Millisecond
+	var wait backoff.Backoff // 50 ms doubling to 5 s
 	for {
 		select {
 		case <-r.stop:
@@ -304,17 +306,15 @@ func (r *Redis) tailLoop(from uint64) {
 		}
 		if err != nil {
 			r.tailErr.Store(&err)
-			r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("event log tail: Redis unavailable")
-			select {
-			case <-r.stop:
+			d := wait.Next()
+			r.log.Warn().Err(err).Dur("retry_in", d).Msg("event log tail: Redis unavailable")
+			if !backoff.Sleep(r.stop, d) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
 		r.tailErr.Store(nil)
-		backoff = 50 * time.Millisecond
+		wait.Reset()
 		for _, st := range res {
 			if len(st.Messages) == 0 {
 				continue

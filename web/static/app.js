@@ -7,6 +7,33 @@ const TOPICS = ['outbound.campaignGroupState', 'outbound.contactProcessed', 'cal
 const TEAM_PREFIX = 'report.teamstatus.';
 const LOG_MAX = 500;
 const STATUS_CLASS = {ready: 'st-ready', not_ready: 'st-not-ready', ACW: 'st-acw', logged_out: 'st-logged-out'};
+/** Words for the protocol's agent states. */
+const STATUS_LABEL = {ready: 'Ready', not_ready: 'Not ready', ACW: 'After call work', logged_out: 'Logged out'};
+/** Words for the reasons the server sets, and for the demo's reason codes. */
+const REASON_LABEL = {
+  login: 'Just logged in', closed: 'Logged out', expired: 'Session expired', override: 'Signed in elsewhere',
+  1: 'Break', 32: 'Training',
+};
+/** Failures in plain words; the code stays in the element's title. */
+const FAILURE_TEXT = {
+  'session.invalidCredentials': 'Wrong agent id or password.',
+  'rate.limited': 'Too many attempts: wait a minute and try again.',
+  'session.unknownModel': 'The server does not offer this call model.',
+  'session.notResumable': 'The session could not be resumed: log in again.',
+  'session.required': 'Log in first.',
+  'auth.forbidden': 'You are not allowed to see this.',
+  'report.notFound': 'Nothing is known about this call id.',
+  'server.unavailable': 'The server cannot do this right now: try again.',
+  'server.internal': 'The server failed to do this.',
+};
+/** Commands that act on the session: the console fills in their resource. */
+const SESSION_COMMANDS = new Set(['getState', 'setState', 'subscribe', 'unsubscribe', 'closeSession']);
+/** Events that belong to a call, with the field holding its call id. */
+const CALL_ID_FIELD = {
+  'outbound.contactProcessed': (d) => d?.GSW_CALL_ATTEMPT_GUID,
+  'callback.status': (d) => d?._service_id,
+  'dialer.cdr': (d) => d?.internal_call_ref || d?.custom_call_ref,
+};
 
 const $ = (id) => document.getElementById(id);
 const client = new IprocClient();
@@ -29,7 +56,15 @@ function el(tag, props = {}, ...children) {
 }
 
 const pretty = (v) => JSON.stringify(v, null, 2);
-const failureText = (r) => (r.failure ? `${r.failure.code}: ${r.failure.message}` : r.message ?? r.result);
+const failureText = (r) => (r.failure ? FAILURE_TEXT[r.failure.code] ?? r.failure.message : r.message ?? r.result);
+const statusLabel = (s) => STATUS_LABEL[s] ?? String(s ?? '');
+const reasonLabel = (r) => (r === '' || r === undefined ? '' : REASON_LABEL[r] ?? `Reason ${r}`);
+
+/** showError puts a failure in plain words into element e, its code in the title. */
+function showError(e, r) {
+  e.textContent = r ? failureText(r) : 'Not connected to the server.';
+  e.title = r?.failure?.code ?? '';
+}
 
 /** hms formats milliseconds as H:MM:SS. */
 function hms(ms) {
@@ -54,13 +89,63 @@ async function call(command, data = {}, resource = undefined) {
 
 const setStatus = (text) => { $('status').textContent = text; };
 const agentText = () => `logged in as ${client.session.agentId}`;
+const clock = (t) => new Date(t).toTimeString().slice(0, 8);
+
+/**
+ * banner tells the user the connection is lost: since when the data shown
+ * is stale, and when the next try is. Stale data is greyed (body.stale)
+ * and its time-in-state counters stop.
+ */
+const banner = {lostAt: 0, retryAt: 0, timer: 0};
+
+function showBanner() {
+  const left = Math.max(0, Math.ceil((banner.retryAt - Date.now()) / 1000));
+  $('conn-banner-text').textContent = `Connection lost — data as of ${clock(banner.lostAt)}, ` +
+    (banner.retryAt > Date.now() ? `retrying in ${left} s` : 'reconnecting…');
+}
+
+function connectionLost(s) {
+  if (!banner.lostAt) banner.lostAt = Date.now();
+  if (s.retryAt) banner.retryAt = s.retryAt;
+  document.body.classList.add('stale');
+  $('conn-banner').hidden = false;
+  showBanner();
+  clearInterval(banner.timer);
+  banner.timer = setInterval(showBanner, 250);
+}
+
+function connectionBack() {
+  banner.lostAt = banner.retryAt = 0;
+  clearInterval(banner.timer);
+  document.body.classList.remove('stale');
+  $('conn-banner').hidden = true;
+}
+
+$('retry-now').addEventListener('click', () => client.retryNow());
 
 client.on('state', (s) => {
   note('client.state', s);
-  if (s.state === 'connecting') setStatus(s.attempt ? 'reconnecting…' : 'connecting…');
-  else if (s.state === 'closed') setStatus('disconnected');
-  else setStatus(client.session ? agentText() : 'connected');
+  if (s.state === 'connecting') {
+    setStatus(s.attempt ? 'reconnecting…' : 'connecting…');
+    if (banner.lostAt) { banner.retryAt = 0; showBanner(); }
+  } else if (s.state === 'closed') {
+    setStatus('disconnected');
+    connectionLost(s);
+  } else {
+    setStatus(client.session ? agentText() : 'connected');
+    connectionBack();
+    if (s.state === 'open') loadCapabilities();
+  }
 });
+
+/** loadCapabilities shows the model field only when there is a choice. */
+async function loadCapabilities() {
+  const r = await call('getCapabilities');
+  const models = r?.result === 'success' && Array.isArray(r.data?.models) ? r.data.models : [];
+  if (models.length === 0) return;
+  $('model').replaceChildren(...models.map((m) => el('option', {value: m}, m)));
+  $('model-field').hidden = models.length < 2;
+}
 
 client.on('resumed', (d) => {
   note('client.resumed', d);
@@ -71,10 +156,10 @@ client.on('sessionlost', (r) => note('client.sessionlost', r.failure ?? r));
 
 client.on('session', (s) => {
   for (const id of ['logout', 'set-state']) $(id).disabled = !s;
+  $('login').disabled = Boolean(s);
   if (!s) {
     setStatus(client.connected ? 'connected' : 'disconnected');
-    $('my-state').textContent = '–';
-    clearTeams();
+    clearReports();
     return;
   }
   $('login-error').textContent = '';
@@ -91,6 +176,7 @@ async function startSession(s) {
   await call('report.teamstatus.begin', {agentId: s.agentId});
   const r = await call('getState', {}, s.id);
   if (r?.result === 'success') showMyState(r.data);
+  loadCampaigns(true);
 }
 
 async function rereadReports() {
@@ -111,9 +197,24 @@ function showServiceInfo(data) {
 }
 
 function showMyState(d) {
-  const text = d?.reason ? `${d.state} (${d.reason})` : d?.state ?? '–';
+  const text = d?.reason ? `${statusLabel(d.state)} (${reasonLabel(d.reason)})` : d?.state ? statusLabel(d.state) : '–';
   $('my-state').textContent = text;
+  $('my-state').title = d?.reason ? `${d.state}, reason ${d.reason}` : d?.state ?? '';
   $('my-state').className = STATUS_CLASS[d?.state] ?? '';
+}
+
+/** clearReports empties what belonged to the session that ended. */
+function clearReports() {
+  $('my-state').textContent = '–';
+  $('my-state').className = '';
+  clearTeams();
+  $('journey').replaceChildren();
+  $('campaigns').replaceChildren();
+  campaigns.loaded = false;
+  campaigns.byGUID.clear();
+  $('login-error').textContent = '';
+  $('console-output').textContent = '';
+  $('console-output').className = 'output';
 }
 
 // ---- login, override, own state --------------------------------------------
@@ -123,13 +224,14 @@ let pendingLogin = null; // the prepareSession data awaiting an override answer
 async function login(data) {
   $('login-error').textContent = '';
   const r = await call('prepareSession', data);
-  if (!r) { $('login-error').textContent = 'not connected'; return; }
+  if (!r) { showError($('login-error'), null); return; }
   if (r.result === 'confirm') {
     pendingLogin = data;
-    $('override-message').textContent = r.message ?? 'The agent already has a session.';
+    $('override-message').textContent = `Agent ${data.agent.id} is signed in elsewhere. Sign in here and end the other session?`;
+    $('override-message').title = r.message ?? '';
     $('override-dialog').showModal();
   } else if (r.result === 'failure') {
-    $('login-error').textContent = failureText(r);
+    showError($('login-error'), r);
   }
   // success is handled by the client's 'session' event
 }
@@ -137,7 +239,7 @@ async function login(data) {
 $('login-form').addEventListener('submit', (e) => {
   e.preventDefault();
   login({
-    model: $('model').value.trim() || 'uccx',
+    model: $('model').value || 'uccx',
     override: false,
     agent: agentCredentials(),
   });
@@ -201,6 +303,10 @@ async function consoleSend() {
     out.textContent = 'the request must be an object with a string "command"';
     return;
   }
+  if (!req.resource && SESSION_COMMANDS.has(req.command) && client.session) {
+    req.resource = client.session.id;
+    $('console-input').value = pretty(req);
+  }
   const t0 = performance.now();
   try {
     const r = await client.request(req.command, req.data ?? {}, req.resource || undefined);
@@ -245,6 +351,9 @@ function addLog(ev) {
 
 function renderLog({time, name, seq, data}) {
   const json = JSON.stringify(data ?? {});
+  const callId = CALL_ID_FIELD[name]?.(data);
+  const open = callId ? el('button', {type: 'button', class: 'journey-link', title: `call journey of ${callId}`}, 'Journey') : null;
+  open?.addEventListener('click', () => lookUpJourney(String(callId)));
   const li = el('li', {class: name.startsWith('client.') ? 'event local' : 'event', dataset: {name}},
     el('details', {},
       el('summary', {},
@@ -252,6 +361,7 @@ function renderLog({time, name, seq, data}) {
         el('span', {class: 'name'}, name), ' ',
         seq !== undefined ? el('span', {class: 'seq'}, `#${seq}`) : null, ' ',
         el('code', {}, json.length > 160 ? `${json.slice(0, 160)}…` : json)),
+      open,
       el('pre', {}, pretty(data ?? {}))));
   li.hidden = !matchesFilter(name);
   const list = $('event-log');
@@ -331,8 +441,9 @@ function upsertMember(tbody, m, live) {
     row.dataset.since = String(Number.isNaN(since) ? Date.now() : since);
     row.dataset.approx = !live && Number.isNaN(since) ? '≥' : '';
     row.className = STATUS_CLASS[m.status] ?? 'st-other';
-    cell('status').textContent = m.status;
-    cell('reason').textContent = reason;
+    cell('status').textContent = statusLabel(m.status);
+    cell('reason').textContent = reasonLabel(reason);
+    cell('reason').title = reason ? `reason code ${reason}` : '';
     cell('time').textContent = row.dataset.approx + hms(Date.now() - Number(row.dataset.since));
   }
 }
@@ -369,6 +480,7 @@ function applyTeamEvent(name, data) {
 }
 
 setInterval(() => {
+  if (document.body.classList.contains('stale')) return; // stale data: the counters stop
   const now = Date.now();
   for (const row of $('team-table').querySelectorAll('tr[data-since]')) {
     row.querySelector('.time').textContent = row.dataset.approx + hms(now - Number(row.dataset.since));
@@ -391,32 +503,48 @@ function kind(type) {
   return `kind-${h % 6}`;
 }
 
-function showJourney(steps) {
-  const total = steps.reduce((t, s) => t + stepMs(s), 0);
-  const timeline = el('div', {class: 'timeline', role: 'img', 'aria-label': `call journey, ${hms(total)} in total`});
-  for (const s of steps) {
-    const label = `${s.DeviceType ?? ''} ${s.Device ?? ''}`.trim();
-    const bar = el('div', {class: `bar ${kind(s.DeviceType)}`, title: `${label} — ${s.Description ?? ''} (${s.Duration ?? hms(stepMs(s))})`},
-      el('span', {}, label), el('small', {}, s.Duration ?? hms(stepMs(s))));
-    bar.style.flexGrow = String(total > 0 ? Math.max(stepMs(s), total / 100) : 1);
-    timeline.append(bar);
-  }
-  const cols = ['CallId', 'Device', 'DeviceType', 'Description', 'Duration', 'DurationMs'];
-  const table = el('table', {class: 'journey-table'},
-    el('thead', {}, el('tr', {}, el('th', {}, '#'), ...cols.map((c) => el('th', {}, c)))),
-    el('tbody', {}, ...steps.map((s, i) =>
-      el('tr', {}, el('td', {}, i + 1), ...cols.map((c) => el('td', {}, s[c] ?? ''))))));
-  $('journey').replaceChildren(el('p', {}, `${steps.length} steps, ${hms(total)} in total`), timeline, table);
+/** dur formats a step's length in one format: H:MM:SS, or M:SS under an hour. */
+function dur(ms) {
+  const t = hms(ms);
+  return t.startsWith('0:') ? t.slice(2) : t;
 }
 
-$('journey-form').addEventListener('submit', async (e) => {
+function showJourney(callId, steps) {
+  const total = steps.reduce((t, s) => t + stepMs(s), 0);
+  const timeline = el('div', {class: 'timeline', role: 'img', 'aria-label': `call journey, ${dur(total)} in total`});
+  for (const s of steps) {
+    const label = `${s.DeviceType ?? ''} ${s.Device ?? ''}`.trim();
+    const bar = el('div', {class: `bar ${kind(s.DeviceType)}`, title: `${label} — ${s.Description ?? ''} (${dur(stepMs(s))})`},
+      el('span', {}, label), el('small', {}, dur(stepMs(s))));
+    bar.style.flexGrow = String(total > 0 ? Math.max(stepMs(s), total / 100) : 1);
+    // A label that cannot fit is left out (the tooltip and the table have it).
+    if (total > 0 && stepMs(s) / total < 0.08) bar.classList.add('narrow');
+    timeline.append(bar);
+  }
+  const table = el('table', {class: 'journey-table'},
+    el('thead', {}, el('tr', {}, ...['#', 'Device', 'Type', 'What happened', 'Duration'].map((c) => el('th', {}, c)))),
+    el('tbody', {}, ...steps.map((s, i) => el('tr', {},
+      el('td', {}, i + 1), el('td', {}, s.Device ?? ''), el('td', {}, s.DeviceType ?? ''),
+      el('td', {}, s.Description ?? ''), el('td', {class: 'num'}, dur(stepMs(s)))))));
+  $('journey').replaceChildren(
+    el('p', {id: 'journey-call'}, 'Call ', el('code', {}, steps[0]?.CallId ?? callId), ` — ${steps.length} steps, ${dur(total)} in total`),
+    timeline, el('div', {class: 'scroll'}, table));
+}
+
+/** lookUpJourney shows the journey of call id. */
+async function lookUpJourney(id) {
+  $('journey-id').value = id;
+  $('journey').replaceChildren(el('p', {}, 'loading…'));
+  $('journey').scrollIntoView({block: 'nearest'});
+  const r = await call('report.calljourney', {CallId: id});
+  if (r?.result === 'success') showJourney(id, r.data?.CallJourney ?? []);
+  else showError($('journey').appendChild(el('p', {class: 'error'})), r);
+}
+
+$('journey-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const id = $('journey-id').value.trim();
-  if (!id) return;
-  $('journey').replaceChildren(el('p', {}, 'loading…'));
-  const r = await call('report.calljourney', {CallId: id});
-  if (r?.result === 'success') showJourney(r.data?.CallJourney ?? []);
-  else $('journey').replaceChildren(el('p', {class: 'error'}, r ? failureText(r) : 'not connected'));
+  if (id) lookUpJourney(id);
 });
 
 // ---- campaign groups ----------------------------------------------------------------
@@ -433,19 +561,23 @@ function when(v) {
 function showCampaigns() {
   const rows = [...campaigns.byGUID.values()]
     .sort((a, b) => String(a.GSW_CAMPAIGN_GROUP_NAME).localeCompare(String(b.GSW_CAMPAIGN_GROUP_NAME)));
-  $('campaigns').replaceChildren(el('table', {},
+  $('campaigns').replaceChildren(el('div', {class: 'scroll'}, el('table', {},
     el('thead', {}, el('tr', {}, ...['GUID', 'Name', 'State', 'Date'].map((c) => el('th', {}, c)))),
     el('tbody', {}, ...rows.map((g) => el('tr', {dataset: {guid: g.GSW_CAMPAIGN_GROUP_GUID}},
       el('td', {class: 'mono'}, g.GSW_CAMPAIGN_GROUP_GUID),
       el('td', {}, g.GSW_CAMPAIGN_GROUP_NAME ?? ''),
       el('td', {}, g.GSW_CAMPAIGN_GROUP_STATE ?? ''),
-      el('td', {}, when(g.GSW_DATE_TIME)))))));
+      el('td', {}, when(g.GSW_DATE_TIME))))))));
 }
 
-async function loadCampaigns() {
-  const r = await call('report.campaigngroups');
+/** loadCampaigns reads the campaign group states; quiet leaves a refusal (an agent's) unsaid. */
+async function loadCampaigns(quiet = false) {
+  const r = quiet ? await client.request('report.campaigngroups', {}).catch(() => null) : await call('report.campaigngroups');
   if (r?.result !== 'success') {
-    $('campaigns').replaceChildren(el('p', {class: 'error'}, r ? failureText(r) : 'not connected'));
+    if (quiet) return;
+    const p = el('p', {class: 'error'});
+    $('campaigns').replaceChildren(p);
+    showError(p, r);
     return;
   }
   campaigns.loaded = true;
@@ -454,7 +586,7 @@ async function loadCampaigns() {
   showCampaigns();
 }
 
-$('campaigns-go').addEventListener('click', loadCampaigns);
+$('campaigns-go').addEventListener('click', () => loadCampaigns());
 
 // ---- server events ----------------------------------------------------------------
 
@@ -463,7 +595,7 @@ client.on('*', (ev) => {
   const {name, data} = ev;
   if (name === 'service.info') showServiceInfo(data);
   else if (name === 'session.stateChanged') showMyState(data);
-  else if (name === 'session.ended') setStatus(`session ended (${data?.reason ?? 'unknown'})`);
+  else if (name === 'session.ended') setStatus(`session ended (${reasonLabel(data?.reason ?? '') || 'unknown'})`);
   else if (name.startsWith(TEAM_PREFIX)) applyTeamEvent(name, data);
   else if (name === 'outbound.campaignGroupState' && data?.GSW_CAMPAIGN_GROUP_GUID !== undefined) {
     campaigns.byGUID.set(String(data.GSW_CAMPAIGN_GROUP_GUID), data);

@@ -1,6 +1,6 @@
 /**
  * @file iproc-client.js: a small browser WebSocket client for the iproc
- * protocol (SPEC §3). It has no dependencies; copy it into a desktop as it is.
+ * WebSocket protocol. It has no dependencies; copy it into a desktop as it is.
  *
  * - request(command, data, resource) sends an envelope with a generated `id`
  *   and resolves with the response envelope (success, confirm or failure
@@ -15,8 +15,10 @@
  * - An application `ping` every 20 s detects dead connections (browsers do
  *   not expose WebSocket ping frames).
  * - The highest `seq` seen is kept; after an unexpected close the client
- *   reconnects with exponential back-off and resumes its session with
- *   resumeSession {id, resumeToken, since: lastSeq}.
+ *   reconnects with exponential back-off (with jitter, at most 5 s by
+ *   default; retryNow() skips the wait) and resumes its session with
+ *   resumeSession {id, resumeToken, since: lastSeq}. The 'closed' state
+ *   event carries retryAt (ms since the epoch) for a countdown.
  *
  * @example
  * const c = new IprocClient();
@@ -45,13 +47,13 @@ export class IprocClient {
    * @param {number} [opts.timeout=10000] ms before a request rejects.
    * @param {number} [opts.heartbeat=20000] ms between application pings.
    * @param {number} [opts.minBackoff=500] first reconnect delay, ms.
-   * @param {number} [opts.maxBackoff=15000] longest reconnect delay, ms.
+   * @param {number} [opts.maxBackoff=5000] longest reconnect delay, ms.
    */
   constructor(opts = {}) {
     this.timeout = opts.timeout ?? 10000;
     this.heartbeat = opts.heartbeat ?? 20000;
     this.minBackoff = opts.minBackoff ?? 500;
-    this.maxBackoff = opts.maxBackoff ?? 15000;
+    this.maxBackoff = opts.maxBackoff ?? 5000;
     /** Highest event `seq` received so far (0: none). */
     this.lastSeq = 0;
     /** @type {Session|null} the session from the last prepareSession success. */
@@ -88,6 +90,13 @@ export class IprocClient {
       });
       this.open();
     });
+  }
+
+  /** Reconnects now instead of waiting out the back-off (no-op while open or stopped). */
+  retryNow() {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.retryTimer);
+    this.open();
   }
 
   /** Closes the connection for good: no reconnect, no resume. */
@@ -250,7 +259,7 @@ export class IprocClient {
     }
     const willRetry = !this.stopped;
     const delay = willRetry ? this.backoff() : 0;
-    this.emit('state', {state: 'closed', code, reason, retryIn: delay});
+    this.emit('state', {state: 'closed', code, reason, retryIn: delay, retryAt: Date.now() + delay});
     if (willRetry) this.retryTimer = setTimeout(() => this.open(), delay);
   }
 

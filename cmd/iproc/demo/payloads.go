@@ -21,8 +21,9 @@ func demoGroups() []campaignGroup {
 }
 
 // groupState returns the n-th state of the cycle a simulated group goes
-// through: GSW_CAMPAIGN_GROUP_STATE integers (CM_GrpCampState; the seed does
-// not list the values, and iproc accepts any integer).
+// through: GSW_CAMPAIGN_GROUP_STATE integers (OCS's CM_GrpCampState enum;
+// the notification's description does not list its values, and iproc
+// accepts any integer).
 func groupState(n int) int {
 	return [...]int{2, 3, 3, 3, 4}[n%5]
 }
@@ -33,7 +34,7 @@ func stamp(t time.Time) string {
 	return fmt.Sprintf("%d.%03d", ms/1000, ms%1000)
 }
 
-// campaignGroupState builds a seed-000 CampaignGroupState notification.
+// campaignGroupState builds an OCS CampaignGroupState notification.
 func campaignGroupState(g campaignGroup, state int, now time.Time) map[string]any {
 	return map[string]any{
 		"GSW_USER_EVENT":            "CampaignGroupState",
@@ -52,7 +53,7 @@ func campaignGroupState(g campaignGroup, state int, now time.Time) map[string]an
 	}
 }
 
-// contactProcessed builds a seed-001 ContactProcessed notification for one
+// contactProcessed builds an OCS ContactProcessed notification for one
 // outbound call attempt n of run, handled by agent, that ended just now: the
 // timestamps walk the call through dialing, CPD, queue, agent and ACW, so
 // its call journey has every step.
@@ -98,8 +99,8 @@ func contactProcessed(g campaignGroup, run string, n int, agent string, now time
 	}
 }
 
-// callbackSteps are the GMS callback events of one simulated callback, in
-// order (seed 003).
+// callbackSteps are the GMS callback status events of one simulated
+// callback, in order.
 func callbackSteps() []string {
 	return []string{"on_service_create", "on_callback_scheduled", "on_dial_init", "on_dial_done",
 		"on_customer_queued", "on_target_found", "on_route_to_agent", "on_service_exit"}

@@ -2,14 +2,18 @@
 // makes the bundled demo directory come alive through the server's real
 // paths, so a newcomer sees the debug page move with no other system. It is
 // a client of the server like any other: its agents log in over WebSocket
-// and change state, and it posts OCS CampaignGroupState and ContactProcessed
-// notifications and GMS callback events over HTTP to the server's own
-// address.
+// and change state (each state lasting StateMin to StateMax, 20–90 s by
+// default, as in a contact centre), and it posts OCS CampaignGroupState and
+// ContactProcessed notifications and GMS callback events over HTTP to the
+// server's own address.
 //
-// The simulator never overrides a session: an agent someone else logged in
-// (a person trying the page) is left alone and retried later. Its rate is
-// bounded (about one state change per agent and one notification per
-// Interval), and Run returns only once every goroutine it started has
+// The simulator never overrides a session it did not make: an agent someone
+// else logged in (a person trying the page) is left alone and retried later.
+// The sessions it makes are kept, with their resume tokens, in DataDir, so
+// that after a restart it takes them back with resumeSession instead of
+// finding its agents busy. On stop it logs its agents out; a login in
+// flight is finished (bounded) and its session closed too. Its rate is
+// bounded, and Run returns only once every goroutine it started has
 // stopped.
 package demo
 
@@ -32,6 +36,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
+	"iproc/reporting/backoff"
 )
 
 // DemoPassword is the password of every user of the bundled demo directory
@@ -55,16 +60,22 @@ type Config struct {
 	Password string
 	// IngestToken is sent as the bearer token of the notifications, when set.
 	IngestToken string
-	// Interval is the mean time between two state changes of one agent, and
-	// between two notifications. Zero means 2s.
+	// Interval is the mean time between two notifications. Zero means 2s.
 	Interval time.Duration
+	// StateMin and StateMax bound how long an agent stays in one state.
+	// Zero means 20s and 90s.
+	StateMin, StateMax time.Duration
+	// DataDir is where the simulator keeps the sessions it made (file
+	// demo-sessions.json), to take them back after a restart. Empty means
+	// they are not kept.
+	DataDir string
 	// TLSConfig is used for https and wss; nil means Go's defaults.
 	TLSConfig *tls.Config
 	// Log receives the simulator's messages.
 	Log zerolog.Logger
 }
 
-// Paths the simulator posts to (SPEC §4).
+// Paths the simulator posts to.
 const (
 	pathCampaignGroupState = "/ingest/ocs/campaign-group-state"
 	pathContactProcessed   = "/ingest/ocs/contact-processed"
@@ -79,14 +90,16 @@ var errEnded = errors.New("the session was ended")
 
 // sim is one run of the simulator.
 type sim struct {
-	cfg   Config
-	wsURL string
-	http  *http.Client
-	run   string // tells this run's notification ids from earlier runs'
+	cfg      Config
+	wsURL    string
+	http     *http.Client
+	run      string // tells this run's notification ids from earlier runs'
+	sessions *sessions
 }
 
 // Run drives the server at cfg.URL until ctx ends, then returns once every
-// goroutine it started has stopped. It fails only for a bad Config.
+// goroutine it started has stopped. It fails only for a bad Config or an
+// unreadable DataDir.
 func Run(ctx context.Context, cfg Config) error {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -98,18 +111,30 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 2 * time.Second
 	}
+	if cfg.StateMin <= 0 {
+		cfg.StateMin = 20 * time.Second
+	}
+	if cfg.StateMax < cfg.StateMin {
+		cfg.StateMax = max(cfg.StateMin, 90*time.Second)
+	}
+	saved, err := openSessions(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	ws := *u
 	ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	ws.Path = "/ws"
 	transport := &http.Transport{TLSClientConfig: cfg.TLSConfig, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
 	defer transport.CloseIdleConnections()
 	s := &sim{
-		cfg:   cfg,
-		wsURL: ws.String(),
-		http:  &http.Client{Transport: transport, Timeout: 10 * time.Second},
-		run:   fmt.Sprintf("%06x", time.Now().UnixNano()/int64(time.Millisecond)&0xffffff),
+		cfg:      cfg,
+		wsURL:    ws.String(),
+		http:     &http.Client{Transport: transport, Timeout: 10 * time.Second},
+		run:      fmt.Sprintf("%06x", time.Now().UnixNano()/int64(time.Millisecond)&0xffffff),
+		sessions: saved,
 	}
-	cfg.Log.Info().Int("agents", len(cfg.Agents)).Dur("interval", cfg.Interval).Msg("demo simulator running")
+	cfg.Log.Info().Int("agents", len(cfg.Agents)).Dur("interval", cfg.Interval).
+		Dur("state_min", cfg.StateMin).Dur("state_max", cfg.StateMax).Msg("demo simulator running")
 	var wg sync.WaitGroup
 	for _, a := range cfg.Agents {
 		wg.Go(func() { s.agentLoop(ctx, a) })
@@ -120,95 +145,149 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // jitter returns a duration spread evenly over [d/2, 3d/2).
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d)
 }
 
+// stateTime returns how long an agent stays in its next state.
+func (s *sim) stateTime() time.Duration {
+	return s.cfg.StateMin + rand.N(s.cfg.StateMax-s.cfg.StateMin+1)
+}
+
 // agentLoop keeps agent a logged in and working until ctx ends.
 func (s *sim) agentLoop(ctx context.Context, a Agent) {
 	log := s.cfg.Log.With().Str("agent", a.ID).Logger()
-	backoff := s.cfg.Interval
+	retry := backoff.Backoff{First: min(s.cfg.StateMin, time.Second), Max: 30 * time.Second}
 	for {
-		err := s.agentSession(ctx, a)
+		started := time.Now()
+		err := s.agentSession(ctx, a, log)
 		if ctx.Err() != nil {
 			return
 		}
-		wait := backoff
+		if time.Since(started) > s.cfg.StateMax {
+			retry.Reset() // the session lasted: this is a new failure
+		}
+		wait := retry.Next()
 		switch {
 		case errors.Is(err, errBusy), errors.Is(err, errEnded):
 			// Someone is using this agent: leave it to them for a while
 			// (and do not spend a bcrypt login on it every few seconds).
-			wait = max(15*s.cfg.Interval, 30*time.Second)
+			wait = max(s.cfg.StateMax, 30*time.Second)
 			log.Info().Err(err).Dur("retry_in", wait).Msg("demo agent steps aside")
 		default:
-			backoff = min(2*backoff, 30*time.Second)
 			log.Debug().Err(err).Dur("retry_in", wait).Msg("demo agent disconnected")
 		}
-		if !sleep(ctx, jitter(wait)) {
+		if !backoff.Sleep(ctx.Done(), jitter(wait)) {
 			return
 		}
 	}
 }
 
-// agentSession logs a in on a new connection and changes its state now and
-// then, until ctx ends (nil) or the session cannot go on (the error).
-func (s *sim) agentSession(ctx context.Context, a Agent) error {
+// agentSession takes back a's saved session, or logs a in, on a new
+// connection and changes its state now and then, until ctx ends (nil) or
+// the session cannot go on (the error). Once it has a session, stopping
+// logs it out, even when the stop came during the login.
+func (s *sim) agentSession(ctx context.Context, a Agent, log zerolog.Logger) error {
 	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: s.cfg.TLSConfig}
 	ws, _, err := dialer.DialContext(ctx, s.wsURL, nil)
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer ws.Close()
-	// Stopping ends a blocked read at once; the connection stays usable for
-	// the goodbye.
-	stop := context.AfterFunc(ctx, func() { _ = ws.SetReadDeadline(time.Now()) })
+	c := &wsClient{ws: ws}
+	stop := context.AfterFunc(ctx, c.interrupt)
 	defer stop()
-	c := &wsClient{ws: ws, ctx: ctx}
-	r, err := c.request(protocol.CmdPrepareSession, map[string]any{
-		"model": protocol.ModelUCCX, "override": false,
-		"agent": map[string]any{"id": a.ID, "password": s.cfg.Password},
-	}, "")
+	sid, state, err := s.takeBack(c, a, log)
 	if err != nil {
 		return err
 	}
-	switch {
-	case r.Result == protocol.ResultConfirm:
-		return errBusy
-	case r.Result != protocol.ResultSuccess || r.Resource.ID == "":
-		return fmt.Errorf("prepareSession: %s", r.failure())
+	if sid == "" {
+		if sid, err = s.login(c, a); err != nil {
+			return err
+		}
+		state = protocol.StateNotReady
 	}
-	sid, state := r.Resource.ID, protocol.StateNotReady
 	defer func() {
-		if ctx.Err() != nil {
-			c.goodbye(sid)
+		if ctx.Err() == nil { // not stopping: the session is left to be taken back
+			return
+		}
+		if c.goodbye(sid) {
+			log.Debug().Msg("demo agent logged out")
+			s.forget(a.ID, log)
+		} else {
+			log.Warn().Msg("demo agent's logout not confirmed: its session is kept to be taken back")
 		}
 	}()
 	for {
-		if !sleep(ctx, jitter(s.cfg.Interval)) {
+		if !backoff.Sleep(ctx.Done(), s.stateTime()) {
 			return nil
 		}
 		next, reason := nextState(state)
-		r, err := c.request(protocol.CmdSetState, map[string]any{"state": next, "reason": reason}, sid)
+		r, err := c.request(protocol.CmdSetState, map[string]any{"state": next, "reason": reason}, sid, false)
+		if errors.Is(err, errStopped) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		if r.Result != protocol.ResultSuccess {
+			s.forget(a.ID, log)
 			return fmt.Errorf("setState: %s", r.failure())
 		}
 		state = next
+	}
+}
+
+// takeBack resumes the session an earlier run left for a, when there is
+// one; the answer's sid is empty when there was none or it is gone. A
+// session taken back is not_ready, as the simulator does not know its state.
+func (s *sim) takeBack(c *wsClient, a Agent, log zerolog.Logger) (sid, state string, err error) {
+	saved, ok := s.sessions.get(a.ID)
+	if !ok {
+		return "", "", nil
+	}
+	r, err := c.request(protocol.CmdResumeSession, map[string]any{
+		"id": saved.ID, "resumeToken": saved.ResumeToken, "since": saved.Seq,
+	}, "", true)
+	if err != nil {
+		return "", "", err
+	}
+	if r.Result != protocol.ResultSuccess {
+		log.Info().Str("answer", r.failure()).Msg("demo agent's earlier session is gone: logging in")
+		s.forget(a.ID, log)
+		return "", "", nil
+	}
+	log.Info().Msg("demo agent took back its earlier session")
+	return saved.ID, protocol.StateNotReady, nil
+}
+
+// login logs a in and saves the session it made.
+func (s *sim) login(c *wsClient, a Agent) (string, error) {
+	r, err := c.request(protocol.CmdPrepareSession, map[string]any{
+		"model": protocol.ModelUCCX, "override": false,
+		"agent": map[string]any{"id": a.ID, "password": s.cfg.Password},
+	}, "", true)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case r.Result == protocol.ResultConfirm:
+		return "", errBusy
+	case r.Result != protocol.ResultSuccess || r.Resource.ID == "":
+		return "", fmt.Errorf("prepareSession: %s", r.failure())
+	}
+	s.cfg.Log.Debug().Str("agent", a.ID).Msg("demo agent logged in")
+	if err := s.sessions.put(a.ID, savedSession{ID: r.Resource.ID, ResumeToken: r.Resource.ResumeToken, Seq: c.seq}); err != nil {
+		s.cfg.Log.Warn().Err(err).Str("agent", a.ID).Msg("demo session not saved")
+	}
+	return r.Resource.ID, nil
+}
+
+// forget drops a's saved session.
+func (s *sim) forget(agent string, log zerolog.Logger) {
+	if err := s.sessions.remove(agent); err != nil {
+		log.Warn().Err(err).Msg("demo session not forgotten")
 	}
 }
 
@@ -228,79 +307,6 @@ func nextState(state string) (string, string) {
 	}
 }
 
-// wsClient makes requests on one connection from one goroutine: it writes a
-// request and reads frames up to its response, skipping events.
-type wsClient struct {
-	ws   *websocket.Conn
-	ctx  context.Context // the run's: once it ends, requests stop
-	next int
-}
-
-// errStopped means the run is stopping.
-var errStopped = errors.New("the simulator is stopping")
-
-// goodbye logs the session out (so the agent shows logged_out rather than
-// a session left to expire) and closes the connection cleanly. The server
-// handles the frames in order, so there is no need to wait for answers.
-func (c *wsClient) goodbye(sid string) {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = c.ws.WriteJSON(map[string]any{"command": protocol.CmdCloseSession, "id": "demo-bye", "resource": sid})
-	_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "demo stopped"))
-}
-
-// response is the part of a response or event the simulator reads.
-type response struct {
-	Name     string          `json:"name"`
-	ID       json.RawMessage `json:"id"`
-	Result   string          `json:"result"`
-	Resource struct {
-		ID string `json:"id"`
-	} `json:"resource"`
-	Failure *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"failure"`
-}
-
-func (r *response) failure() string {
-	if r.Failure == nil {
-		return r.Result
-	}
-	return r.Failure.Code + ": " + r.Failure.Message
-}
-
-// request sends command and returns its response; a session.ended event
-// on the way is errEnded.
-func (c *wsClient) request(command string, data any, resource string) (*response, error) {
-	c.next++
-	id := fmt.Sprintf("demo-%d", c.next)
-	req := map[string]any{"command": command, "id": id, "data": data}
-	if resource != "" {
-		req["resource"] = resource
-	}
-	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if err := c.ws.WriteJSON(req); err != nil {
-		return nil, fmt.Errorf("%s: %w", command, err)
-	}
-	want, _ := json.Marshal(id)
-	_ = c.ws.SetReadDeadline(time.Now().Add(15 * time.Second))
-	if c.ctx.Err() != nil { // stopped before the deadline was set: do not wait
-		return nil, errStopped
-	}
-	for {
-		var r response
-		if err := c.ws.ReadJSON(&r); err != nil {
-			return nil, fmt.Errorf("%s: %w", command, err)
-		}
-		if r.Name == protocol.EventSessionEnded {
-			return nil, errEnded
-		}
-		if r.Result != "" && bytes.Equal(r.ID, want) {
-			return &r, nil
-		}
-	}
-}
-
 // notifyLoop posts notifications until ctx ends: campaign group states,
 // contact-processed calls and callback services, in turn.
 func (s *sim) notifyLoop(ctx context.Context) {
@@ -310,7 +316,7 @@ func (s *sim) notifyLoop(ctx context.Context) {
 	}
 	calls, callbacks, step := 0, 0, 0
 	for i := 0; ; i++ {
-		if !sleep(ctx, jitter(s.cfg.Interval)) {
+		if !backoff.Sleep(ctx.Done(), jitter(s.cfg.Interval)) {
 			return
 		}
 		now := time.Now()
