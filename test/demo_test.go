@@ -267,7 +267,7 @@ func TestDemoRejectsBadConfig(t *testing.T) {
 func TestDemoBinary(t *testing.T) {
 	p := startBinary(t, "", nil, "--demo", "--data", t.TempDir())
 	c := dial(t, p.WS)
-	resp := c.request("prepareSession", map[string]any{"agent": map[string]any{"id": "2001", "password": demo.DemoPassword}}, "")
+	resp := c.request("prepareSession", map[string]any{"agent": map[string]any{"id": "2001", "password": directory.DemoPassword}}, "")
 	if resp["result"] != "success" {
 		t.Fatalf("login 2001: %v", resp)
 	}

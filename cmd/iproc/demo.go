@@ -52,7 +52,7 @@ func demoConfig(cfg server.Config, log zerolog.Logger) (demo.Config, error) {
 	}
 	dc := demo.Config{
 		URL:         "http://" + net.JoinHostPort(host, port),
-		Password:    demo.DemoPassword,
+		Password:    directory.DemoPassword,
 		IngestToken: cfg.IngestToken,
 		DataDir:     cfg.DataDir,
 		Log:         log,

@@ -39,10 +39,6 @@ import (
 	"iproc/reporting/backoff"
 )
 
-// DemoPassword is the password of every user of the bundled demo directory
-// (README).
-const DemoPassword = "demo-pass-2026"
-
 // Agent is a directory agent the simulator logs in and drives.
 type Agent struct {
 	ID        string
