@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
@@ -20,12 +21,17 @@ type reportHandler interface {
 	Handle(ctx context.Context, s *session.Session, req *protocol.Request) (any, error)
 }
 
-// router turns one request frame into its response.
+// router turns one request frame into its response. Its dependencies are
+// given explicitly; it does not reach into the Server.
 type router struct {
-	srv      *Server
 	sessions *session.Registry
 	reports  reportHandler
 	log      zerolog.Logger
+	// requests counts requests by command and result.
+	requests *prometheus.CounterVec
+	// capabilities is the answer to getCapabilities, the same for every
+	// connection.
+	capabilities map[string]any
 }
 
 // handle runs one request for c and enqueues its response. Bad requests get
@@ -33,14 +39,14 @@ type router struct {
 func (rt *router) handle(c *conn, frame []byte) {
 	req, perr := protocol.Decode(frame)
 	if perr != nil {
-		rt.srv.metrics.requests.WithLabelValues("", "failure").Inc()
+		rt.requests.WithLabelValues("", "failure").Inc()
 		c.Send(protocol.Marshal(protocol.FailMalformed(&req, perr, frame)))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	resp, send := rt.dispatchSafely(ctx, c, &req)
-	rt.srv.metrics.requests.WithLabelValues(metricCommand(req.Command), resp.Result).Inc()
+	rt.requests.WithLabelValues(metricCommand(req.Command), resp.Result).Inc()
 	reply := protocol.Marshal(resp)
 	if send != nil {
 		send(reply)
@@ -55,7 +61,7 @@ func (rt *router) handle(c *conn, frame []byte) {
 func (rt *router) dispatchSafely(ctx context.Context, c *conn, req *protocol.Request) (resp *protocol.Response, send func(reply []byte)) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.logAt(rt.srv.log.Error()).Str("command", req.Command).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("request handler panicked")
+			c.logAt(rt.log.Error()).Str("command", req.Command).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("request handler panicked")
 			r := protocol.Fail(req, protocol.ErrInternal)
 			resp, send = &r, nil
 		}
@@ -77,7 +83,7 @@ func (rt *router) dispatch(ctx context.Context, c *conn, req *protocol.Request) 
 	}
 	switch req.Command {
 	case protocol.CmdGetCapabilities:
-		return ok(rt.srv.capabilities()), nil
+		return ok(rt.capabilities), nil
 	case protocol.CmdPing:
 		return ok(map[string]string{"time": time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")}), nil
 	case protocol.CmdPrepareSession:
@@ -159,7 +165,7 @@ func (rt *router) prepare(ctx context.Context, c *conn, req *protocol.Request) (
 		return &r, nil
 	}
 	c.sess.Store(p.Session)
-	c.logAt(rt.srv.log.Info()).Msg("session prepared")
+	c.logAt(rt.log.Info()).Msg("session prepared")
 	r := protocol.SuccessResource(req, map[string]any{
 		"id":          p.Session.ID,
 		"type":        protocol.ResourceTypeSession,
@@ -185,7 +191,7 @@ func (rt *router) resume(ctx context.Context, c *conn, req *protocol.Request) (*
 		return &r, nil
 	}
 	c.sess.Store(s)
-	c.logAt(rt.srv.log.Info()).Bool("recovered", res.Recovered).Uint64("since", rr.Since).Msg("session resumed")
+	c.logAt(rt.log.Info()).Bool("recovered", res.Recovered).Uint64("since", rr.Since).Msg("session resumed")
 	r := protocol.Success(req, res)
 	return &r, func(reply []byte) { rt.sessions.Attach(c.ctx, s, c, rr.Since, reply) }
 }
@@ -220,11 +226,11 @@ func (rt *router) toFailure(c *conn, req *protocol.Request, err error) *protocol
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
 		if pe.Code == protocol.CodeUnavailable {
-			c.logAt(rt.srv.log.Warn()).Err(err).Str("command", req.Command).Msg("request failed: store unavailable")
+			c.logAt(rt.log.Warn()).Err(err).Str("command", req.Command).Msg("request failed: store unavailable")
 		}
 		return pe
 	}
-	c.logAt(rt.srv.log.Error()).Err(err).Str("command", req.Command).Msg("request failed")
+	c.logAt(rt.log.Error()).Err(err).Str("command", req.Command).Msg("request failed")
 	return protocol.ErrInternal
 }
 

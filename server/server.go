@@ -290,7 +290,8 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.hub.start(s.sessions)
-	s.router = &router{srv: s, sessions: s.sessions, reports: report.New(st, s.sessions.CustomerFields()), log: log}
+	s.router = &router{sessions: s.sessions, reports: report.New(st, s.sessions.CustomerFields()), log: log,
+		requests: s.metrics.requests, capabilities: s.capabilities()}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:   256, // requests are small; larger frames are read in pieces
 		WriteBufferSize:  1024,
