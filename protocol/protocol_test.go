@@ -64,6 +64,10 @@ func TestMaskPasswords(t *testing.T) {
 	if out := string(MaskPasswords([]byte(sso))); strings.Contains(out, "eyJ") || !strings.Contains(out, `"token":"***"`) {
 		t.Fatalf("token not masked: %s", out)
 	}
+	resume := `{"command":"resumeSession","data":{"id":"s1","resumeToken":"Qm9va3MtYXJlLWdvb2Q","since":3}}`
+	if out := string(MaskPasswords([]byte(resume))); strings.Contains(out, "Qm9v") || !strings.Contains(out, `"resumeToken":"***"`) {
+		t.Fatalf("resume token not masked: %s", out)
+	}
 	plain := `{"command":"ping","data":{"n":1.50}}`
 	if out := string(MaskPasswords([]byte(plain))); out != plain {
 		t.Fatalf("frame without password changed: %s", out)
