@@ -33,11 +33,6 @@ type conn struct {
 	ctx context.Context // ends when the server shuts down
 
 	sess atomic.Pointer[session.Session]
-	// replaying is set while resumeSession replays history; replayedTo is
-	// the highest seq it queued: frames up to it are timed apart from live
-	// ones.
-	replaying  atomic.Bool
-	replayedTo atomic.Uint64
 }
 
 var (
@@ -98,6 +93,15 @@ func (c *conn) Send(frame []byte) bool {
 	c.cfg.SlowConsumers.Inc()
 	c.closeWith(websocket.CloseTryAgainLater, "slow consumer")
 	return false
+}
+
+// replay runs fn, a resumeSession replay: the event frames it queues are
+// timed apart (iproc_replay_to_socket_seconds), their wait including the
+// client's time away.
+func (c *conn) replay(fn func()) {
+	c.w.replaying.Store(true)
+	defer c.w.replaying.Store(false)
+	fn()
 }
 
 // SendWait enqueues one frame, waiting for room in the queue; used to replay

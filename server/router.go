@@ -193,7 +193,7 @@ func (rt *router) resume(ctx context.Context, c *conn, req *protocol.Request) (*
 	c.sess.Store(s)
 	c.logAt(rt.log.Info()).Bool("recovered", res.Recovered).Uint64("since", rr.Since).Msg("session resumed")
 	r := protocol.Success(req, res)
-	return &r, func(reply []byte) { rt.sessions.Attach(c.ctx, s, c, rr.Since, reply) }
+	return &r, func(reply []byte) { c.replay(func() { rt.sessions.Attach(c.ctx, s, c, rr.Since, reply) }) }
 }
 
 func (rt *router) sessionCommand(ctx context.Context, s *session.Session, req *protocol.Request) (any, error) {

@@ -58,7 +58,8 @@ type writer struct {
 	finished   bool          // the writer ended the connection: nothing more is written
 	ping       *time.Timer
 	room       chan struct{} // capacity 1: the writer wrote what it took
-	replayedTo atomic.Uint64 // the highest seq pushWait (a replay) queued
+	replaying  atomic.Bool   // a resumeSession replay is queueing history
+	replayedTo atomic.Uint64 // the highest seq a replay queued
 	goroutines sync.WaitGroup
 }
 
@@ -127,7 +128,7 @@ func (w *writer) push(frame []byte) bool {
 func (w *writer) pushWait(ctx context.Context, done <-chan struct{}, frame []byte) bool {
 	for {
 		if w.push(frame) {
-			if seq := frameSeq(frame); seq > w.replayedTo.Load() {
+			if seq := frameSeq(frame); w.replaying.Load() && seq > w.replayedTo.Load() {
 				w.replayedTo.Store(seq) // only the replaying reader calls pushWait
 			}
 			return true

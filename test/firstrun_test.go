@@ -30,7 +30,7 @@ func TestWrongMethodAnswers405WithAllow(t *testing.T) {
 		{"GET", pathCP, 405, "POST", "request.invalid"},
 		{"PUT", pathCallback, 405, "POST", "request.invalid"},
 		{"GET", pathCGS, 405, "POST", "request.invalid"},
-		{"DELETE", "/admin/directory", 405, "PUT", "request.invalid"},
+		{"DELETE", "/admin/directory", 405, "GET, HEAD, PUT", "request.invalid"},
 		{"POST", "/healthz", 405, "GET, HEAD", "request.invalid"},
 		{"POST", "/metrics", 405, "GET, HEAD", "request.invalid"},
 		{"POST", "/ws", 405, "GET, HEAD", "request.invalid"},

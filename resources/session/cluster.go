@@ -168,6 +168,13 @@ func (r *Registry) applyRemote(ev store.Event) {
 		r.mu.Unlock()
 		return
 	}
+	if s.conn != nil && !rec.DetachedAt.IsZero() {
+		// The other instance lost its connection to the session, which was
+		// resumed here meanwhile: that is no claim; the session stays here.
+		s.mu.Unlock()
+		r.mu.Unlock()
+		return
+	}
 	if owner != r.instance && s.conn != nil {
 		// Resumed on another instance: that connection is the session's
 		// now; this one is left without a session.

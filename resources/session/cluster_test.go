@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"iproc/protocol"
 	"iproc/reporting/store"
@@ -79,5 +80,30 @@ func TestRemoteCloseEndsLocalConnection(t *testing.T) {
 	}
 	if _, ok := r.Get(s.ID); ok {
 		t.Fatal("still registered")
+	}
+}
+
+// A session resumed here while the instance it left still stores its
+// detach: the detach, arriving after the resume, is no claim, and the
+// connection here keeps the session (it used to be dropped, a race seen
+// in TestClusterResumedAgentKeepsAgentRights).
+func TestLateRemoteDetachKeepsLocalResume(t *testing.T) {
+	r := newTestRegistry(t, Config{Instance: "A"})
+	token := "resume-me"
+	appendRemote(t, r, EventSessionOpened, sessionRecord{ID: "s-b", AgentID: "1001", TokenHash: hashToken(token), Owner: "B",
+		Subs: map[string]map[string]string{protocol.TopicContactProcessed: {}}})
+	s, _ := r.Get("s-b")
+	c := &fakeConn{}
+	_, head := r.log.Bounds()
+	r.Attach(context.Background(), s, c, head, []byte(`{}`))
+	appendRemote(t, r, EventSessionSubs, sessionRecord{ID: "s-b", AgentID: "1001", TokenHash: hashToken(token), Owner: "B",
+		Subs: map[string]map[string]string{protocol.TopicContactProcessed: {}}, DetachedAt: time.Now()})
+	if !s.Attached(c) {
+		t.Fatal("B's late detach took the session away from its connection here")
+	}
+	c.take()
+	own := post(t, r, "1001")
+	if got := joined(c.take()); got != "outbound.contactProcessed#"+itoa(own) {
+		t.Fatalf("after B's late detach: %q", got)
 	}
 }
