@@ -13,7 +13,9 @@ import (
 // encoding/json.
 //
 // It scans data without decoding the fields it passes over, so that
-// matching a filter does not cost a decode of the whole notification.
+// matching a filter does not cost a decode of the whole notification. Data
+// is expected to be valid UTF-8, as stored events are (ingest refuses the
+// rest); invalid bytes are passed through as they are.
 func FieldText(data []byte, name string) (text string, ok bool) {
 	s := scanner{b: data}
 	s.ws()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestFieldText(t *testing.T) {
@@ -45,6 +46,9 @@ func FuzzFieldText(f *testing.F) {
 	f.Add([]byte(`{"a":1,"a":"two"}`), "a")
 	f.Fuzz(func(t *testing.T, data []byte, name string) {
 		got, ok := FieldText(data, name)
+		if !utf8.Valid(data) {
+			return // stored events are valid UTF-8 (ingest refuses the rest)
+		}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
 		var m map[string]any

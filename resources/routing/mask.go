@@ -38,28 +38,20 @@ func NewCustomerFields(names ...string) CustomerFields {
 // Has reports whether name is a customer-data field.
 func (c CustomerFields) Has(name string) bool { return c.names[name] }
 
-// Mask returns data with the value of every customer-data field, at any
-// depth, masked (see MaskValue); changed is false, and data returned as it
-// is, when there was nothing to mask. Data that is not JSON is returned as
-// it is.
+// Mask returns data with the value of every customer-data field (a string
+// or a number), at any depth, masked (see MaskValue); changed is false, and
+// data returned as it is, when there was nothing to mask. The rest of data
+// is copied as it is, key order and spacing included. Data that is not
+// JSON is returned as it is.
 func (c CustomerFields) Mask(data json.RawMessage) (masked json.RawMessage, changed bool) {
 	if !c.mentioned(data) {
 		return data, false
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
+	m := masker{c: c, s: scanner{b: data}}
+	if !m.value(0) || !m.changed {
 		return data, false
 	}
-	if !c.walk(v) {
-		return data, false
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return data, false
-	}
-	return out, true
+	return append(m.out, data[m.last:]...), true
 }
 
 // mentioned reports whether data may hold a customer-data field.
@@ -72,31 +64,114 @@ func (c CustomerFields) mentioned(data []byte) bool {
 	return false
 }
 
-// walk masks in place and reports whether anything was masked.
-func (c CustomerFields) walk(v any) bool {
-	changed := false
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			if c.names[k] {
-				switch s := x.(type) {
-				case string:
-					t[k] = MaskValue(s)
-					changed = true
-				case json.Number:
-					t[k] = MaskValue(s.String())
-					changed = true
-				}
-				continue
+// maxMaskDepth bounds the nesting Mask walks (stored events were checked at
+// ingest to nest far less).
+const maxMaskDepth = 128
+
+// masker copies JSON text, masking the values of customer-data fields as it
+// passes them: out holds what was copied, up to last in the input.
+type masker struct {
+	c       CustomerFields
+	s       scanner
+	out     []byte
+	last    int
+	changed bool
+}
+
+// value walks one value; it reports false for text that is not JSON.
+func (m *masker) value(depth int) bool {
+	s := &m.s
+	s.ws()
+	if s.i >= len(s.b) || depth > maxMaskDepth {
+		return false
+	}
+	switch s.b[s.i] {
+	case '{':
+		s.i++
+		for first := true; ; first = false {
+			s.ws()
+			if first && s.eat('}') {
+				return true
 			}
-			changed = c.walk(x) || changed
+			ks, ke, esc, ok := s.str()
+			if !ok {
+				return false
+			}
+			s.ws()
+			if !s.eat(':') {
+				return false
+			}
+			s.ws()
+			if m.c.hasRaw(s.b[ks:ke], esc) {
+				if !m.maskValue() {
+					return false
+				}
+			} else if !m.value(depth + 1) {
+				return false
+			}
+			s.ws()
+			if s.eat('}') {
+				return true
+			}
+			if !s.eat(',') {
+				return false
+			}
 		}
-	case []any:
-		for _, x := range t {
-			changed = c.walk(x) || changed
+	case '[':
+		s.i++
+		s.ws()
+		if s.eat(']') {
+			return true
+		}
+		for {
+			if !m.value(depth + 1) {
+				return false
+			}
+			s.ws()
+			if s.eat(']') {
+				return true
+			}
+			if !s.eat(',') {
+				return false
+			}
 		}
 	}
-	return changed
+	return s.value() != kindBad
+}
+
+// maskValue passes the value of a customer-data field, masking it when it
+// is a string or a number (anything else is left as it is).
+func (m *masker) maskValue() bool {
+	s := &m.s
+	start := s.i
+	kind := s.value()
+	raw := s.b[start:s.i]
+	switch {
+	case kind == kindBad:
+		return false
+	case kind == kindString, kind == kindLiteral && raw[0] != 't' && raw[0] != 'f' && raw[0] != 'n':
+		text, ok := scalar(raw, kind)
+		if !ok {
+			return false
+		}
+		quoted, _ := json.Marshal(MaskValue(text))
+		m.out = append(append(m.out, s.b[m.last:start]...), quoted...)
+		m.last = s.i
+		m.changed = true
+	}
+	return true
+}
+
+// hasRaw reports whether the raw (unquoted, possibly escaped) key is a
+// customer-data field.
+func (c CustomerFields) hasRaw(raw []byte, escaped bool) bool {
+	if !escaped {
+		return c.names[string(raw)]
+	}
+	var k string
+	q := make([]byte, 0, len(raw)+2)
+	q = append(append(append(q, '"'), raw...), '"')
+	return json.Unmarshal(q, &k) == nil && c.names[k]
 }
 
 // MaskValue keeps the last four characters of s and stars the rest

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -67,4 +68,70 @@ func TestFilterOnCustomerDataOnlyForThoseWhoSeeIt(t *testing.T) {
 			t.Errorf("WholeCustomerData(%+v) = %v, want %v", *v, got, want)
 		}
 	}
+}
+
+// maskByDecoding is Mask's specification: decode, mask every string or
+// number under a customer-data name at any depth, and compare decoded.
+func maskByDecoding(c CustomerFields, data []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil || dec.More() {
+		return nil, false
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, x := range t {
+				if c.Has(k) {
+					switch s := x.(type) {
+					case string:
+						t[k] = MaskValue(s)
+					case json.Number:
+						t[k] = MaskValue(s.String())
+					}
+					continue
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range t {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+	return v, true
+}
+
+// FuzzMask checks Mask against decoding on every valid JSON text: the same
+// value once decoded, and valid JSON out.
+func FuzzMask(f *testing.F) {
+	f.Add([]byte(`{"GSW_PHONE":"+15551230001","x":[{"dial_number":5551234567}],"GSW_PHONE2":"a"}`))
+	f.Add([]byte(`{"message":{"_customer_number":"\u0035\"551","deviceId":"d"},"client_number":null}`))
+	f.Add([]byte(`[{"dial_number":{"GSW_PHONE":"1"}}, "GSW_PHONE"]`))
+	c := NewCustomerFields(DefaultCustomerFields...)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want, ok := maskByDecoding(c, data)
+		if !ok {
+			c.Mask(data) // must not panic
+			return
+		}
+		got, _ := c.Mask(data)
+		dec := json.NewDecoder(bytes.NewReader(got))
+		dec.UseNumber()
+		var have any
+		if err := dec.Decode(&have); err != nil {
+			t.Fatalf("Mask(%q) = %q: not JSON: %v", data, got, err)
+		}
+		if w, h := mustJSON(want), mustJSON(have); w != h {
+			t.Fatalf("Mask(%q) = %s; decoding says %s", data, h, w)
+		}
+	})
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
