@@ -162,26 +162,36 @@ func (j Journey) Involves(agentID, ext string) bool {
 }
 
 // Report returns the journey's steps in time order (ties in commit order).
-// A callback event's step lasts until the service's next event; the last
-// event of a service is a step of zero duration.
+// Callback events become steps from one event of a service to the next: N
+// events make N-1 steps, and the last event, which ends the last step, is
+// not a step of its own: its description (the event and its outcome, such
+// as termination_type and callback_state) is added to that step's, as
+// "…, ended by service exit (termination_type …)".
 func (j Journey) Report() []Step {
 	items := slices.Clone(j.items)
 	sortItems(items)
-	next := make(map[string]int64) // callback service → start of the following event
+	next := make(map[string]int) // callback service → index of its following event
+	drop := make([]bool, len(items))
 	for i := len(items) - 1; i >= 0; i-- {
 		it := &items[i]
 		if it.Kind != kindCallback {
 			continue
 		}
-		if t, ok := next[it.CallID]; ok {
-			it.End = t
+		if n, ok := next[it.CallID]; ok {
+			it.End = items[n].Start
+			if drop[n] { // n is the service's last event: it ends this step
+				it.Description += ", ended by " + items[n].Description
+			}
 		} else {
-			it.End = it.Start
+			drop[i] = true
 		}
-		next[it.CallID] = it.Start
+		next[it.CallID] = i
 	}
 	steps := make([]Step, 0, len(items))
-	for _, it := range items {
+	for i, it := range items {
+		if drop[i] {
+			continue
+		}
 		ms := max(0, it.End-it.Start)
 		steps = append(steps, Step{
 			CallId:      it.CallID,
