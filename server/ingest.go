@@ -94,7 +94,7 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 		}
 		recs := make([]store.Record, len(ns))
 		for i, n := range ns {
-			recs[i] = store.Record{Name: n.Topic, Data: n.Data, DedupKey: n.DedupKey, Meta: store.Meta{AgentID: n.AgentID, Ext: n.Ext}}
+			recs[i] = store.Record{Name: n.Topic, Data: n.Data, DedupKey: n.DedupKey, Fields: n.Fields, Meta: store.Meta{AgentID: n.AgentID, Ext: n.Ext}}
 		}
 		// The append is not cut short by a client that hangs up: once
 		// started, its outcome is decided by the commit.

@@ -82,6 +82,7 @@ func decodeEvent(seq uint64, v []byte) (Event, error) {
 	}
 	if off < len(v) {
 		ev.Data = append([]byte(nil), v[off:]...)
+		ev.Fields = ScalarFields(ev.Data)
 	}
 	return ev, nil
 }

@@ -152,7 +152,7 @@ func (b *Bolt) commit(batch []*request) {
 					}
 				}
 				seq++
-				ev := Event{Seq: seq, Time: evTime, Name: rec.Name, Data: rec.Data, Meta: rec.Meta}
+				ev := Event{Seq: seq, Time: evTime, Name: rec.Name, Data: rec.Data, Meta: rec.Meta, Fields: rec.Fields}
 				val, data := encodeEvent(&ev, rec.DedupKey)
 				ev.Data = data
 				if len(data) == 0 {
