@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"iproc/reporting/notify"
 	"iproc/reporting/store"
@@ -18,7 +19,16 @@ import (
 // an error: only a failing KV write is returned.
 type Projector struct{}
 
-var _ store.Projector = Projector{}
+var (
+	_ store.Projector = Projector{}
+	_ store.Pruner    = Projector{}
+)
+
+// Prune implements store.Pruner: journeys not updated since before go, with
+// their call id entries (see the package function Prune).
+func (Projector) Prune(kv store.KV, before time.Time) (int, error) {
+	return Prune(kv, before)
+}
 
 // Project applies one committed event.
 func (Projector) Project(kv store.KV, ev store.Event) error {
