@@ -66,11 +66,17 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 			reject(http.StatusUnsupportedMediaType, "request.invalid", "Content-Type must be application/json", "Content-Type")
 			return
 		}
+		if s.hub.overloaded() {
+			// Delivery is too far behind: the sender retries later rather
+			// than iproc holding ever more events in memory.
+			w.Header().Set("Retry-After", "1")
+			reject(http.StatusServiceUnavailable, "server.unavailable", "delivery to clients is behind: retry after a second")
+			return
+		}
+		// The body is read as it arrives: a Content-Length announced but not
+		// sent costs nothing.
 		buf := s.bodyBufs.Get().(*bytes.Buffer)
 		buf.Reset()
-		if r.ContentLength > 0 && r.ContentLength <= maxIngestBytes {
-			buf.Grow(int(r.ContentLength))
-		}
 		_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxIngestBytes))
 		body := buf.Bytes()
 		if err != nil {

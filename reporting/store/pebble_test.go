@@ -19,7 +19,9 @@ import (
 // countProjector counts events per name in bucket "count" and remembers the
 // Fields it was given; it prunes every key of "count" whose value is older
 // than the cutoff (its value is the event's commit time).
-type countProjector struct{ fields atomic.Pointer[map[string]string] }
+type countProjector struct {
+	fields atomic.Pointer[map[string]string]
+}
 
 func (c *countProjector) Project(kv KV, ev Event) error {
 	if ev.Fields != nil {
