@@ -17,10 +17,11 @@ type Pruner interface {
 }
 
 // pruneLoop deletes expired events, dedup keys and projections at open and
-// then every minute, until Close.
+// then every minute (every quarter of the history when that is shorter, at
+// least every 100 ms), until Close.
 func (p *Pebble) pruneLoop() {
 	defer close(p.pruneDone)
-	t := time.NewTicker(pruneEvery)
+	t := time.NewTicker(min(pruneEvery, max(p.history/4, 100*time.Millisecond)))
 	defer t.Stop()
 	for {
 		if _, err := p.Prune(); err != nil {
