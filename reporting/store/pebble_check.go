@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 )
@@ -25,6 +26,8 @@ var ErrDamaged = errors.New("the store is damaged")
 // committed events (a truncated manifest or table makes Pebble forget them
 // without an error).
 const (
+	// blockCache is the size of Pebble's block cache.
+	blockCache   = 64 << 20
 	markerFile   = "IPROC"
 	markerHeader = "iproc event log (pebble)\n"
 )
@@ -85,13 +88,22 @@ func openPebbleDB(dir string, log zerolog.Logger) (db *pebble.DB, err error) {
 			db, err = nil, damaged(dir, fmt.Sprint("cannot be opened: ", r))
 		}
 	}()
-	db, err = pebble.Open(dir, &pebble.Options{
+	opts := &pebble.Options{
 		Logger:           pebbleLogger{log: log},
 		ErrorIfNotExists: !fresh,
 		// The plain file system: Pebble's default wraps it in a disk
 		// health checker whose goroutine a failed open leaves running.
 		FS: vfs.Default,
-	})
+		// Most reads at commit are misses (a new GUID's dedup key, a new
+		// call's journey): Bloom filters answer them without reading a
+		// block, and a larger block cache keeps the hits in memory.
+		Cache: pebble.NewCache(blockCache),
+	}
+	defer opts.Cache.Unref() // the database holds its own reference
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err = pebble.Open(dir, opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
 			return nil, fmt.Errorf("store: open %s: the database is locked by another process: %w", dir, err)
