@@ -249,7 +249,8 @@ func (s *scanner) syntax(err error) *Error {
 		return malformed("body is not valid JSON: " + err.Error())
 	}
 	if se.Err == jsontext.ErrDuplicateName {
-		field := pointerPath(se.JSONPointer)
+		// The last token is the repeated name (never an array index).
+		field := joinPath(append(pointerPath(se.JSONPointer.Parent()), se.JSONPointer.LastToken()))
 		return &Error{Code: CodeInvalid, Message: field + ": duplicate key", Fields: []string{field}}
 	}
 	if errors.Is(se.Err, io.ErrUnexpectedEOF) {
@@ -318,9 +319,10 @@ func maxNesting(v []byte) int {
 	return deepest
 }
 
-// pointerPath renders a JSON pointer as a.b[2].c: numeric tokens are taken
-// as array indexes.
-func pointerPath(p jsontext.Pointer) string {
+// pointerPath returns the path of a JSON pointer (for joinPath): numeric tokens are taken
+// as array indexes (an object member named with digits above the last token
+// is rendered as an index too).
+func pointerPath(p jsontext.Pointer) []string {
 	var path []string
 	for tok := range p.Tokens() {
 		if isDigits(tok) {
@@ -329,7 +331,7 @@ func pointerPath(p jsontext.Pointer) string {
 			path = append(path, tok)
 		}
 	}
-	return joinPath(path)
+	return path
 }
 
 // skipSpace returns the offset of the first byte at or after i that is not
