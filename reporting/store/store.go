@@ -52,10 +52,11 @@ type Event struct {
 	// Fields is the text of every top-level scalar member of Data (strings
 	// unescaped; numbers, true, false and null as written; objects and
 	// arrays left out), for routing filters and projections, so that they
-	// need not parse Data again. Append takes it from Record.Fields (ingest fills it while decoding); Read fills
-	// it from Data (ScalarFields). It is not stored: Data is the record. It
-	// must not be modified: events are shared. Nil when Data is not an
-	// object.
+	// need not parse Data again. Append takes it from Record.Fields (ingest
+	// fills it while decoding); Read fills it from Data (ScalarFields). It
+	// is not stored: Data is the record. It must not be modified: events
+	// are shared. Nil when Data is not an object (or, for an appended
+	// record, when the appender did not fill it).
 	Fields map[string]string `json:"-"`
 }
 
@@ -85,7 +86,7 @@ type Projector interface {
 	Project(kv KV, ev Event) error
 }
 
-// Log is the event log. The embedded (bbolt) and Redis implementations both
+// Log is the event log. The embedded (Pebble; bbolt before) and Redis implementations all
 // satisfy it.
 type Log interface {
 	// Append stores recs durably as one unit (all or nothing) and returns one
