@@ -422,6 +422,34 @@ func TestPrune(t *testing.T) {
 	}
 }
 
+// TestPruneByIndex: once indexed, Prune visits the "updated" index from the
+// oldest; a journey updated after an old entry was written is kept, and a
+// merged journey's entry goes with it.
+func TestPruneByIndex(t *testing.T) {
+	f := newFeed(t)
+	if n, err := Prune(f.kv, time.Unix(0, 0)); err != nil || n != 0 { // indexes (nothing yet)
+		t.Fatalf("first Prune = %d, %v", n, err)
+	}
+	f.cp(cpBody(nil))                                         // seq 1, updated 1700001001
+	f.cb(cbBody("_cbe_on_service_create", "1700000000", nil)) // seq 2, updated 1700001002
+	f.cb(cbBody("_cbe_on_dial_init", "1700000001", nil))      // seq 3: the service's journey updated again
+	if got := f.kv.count(bucketUpdated); got != 2 {
+		t.Fatalf("%d index entries for 2 journeys", got)
+	}
+	n, err := Prune(f.kv, time.Unix(1700001003, 0)) // after seq 2's update, before seq 3's
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v", n, err)
+	}
+	if _, ok := Lookup(f.kv, attempt); ok {
+		t.Error("expired journey still found")
+	}
+	f.lookup(service)
+	if n, err := Prune(f.kv, time.Unix(1700001004, 0)); err != nil || n != 1 || f.kv.count(bucketJourney) != 0 || f.kv.count(bucketUpdated) != 0 || f.kv.count(bucketCallID) != 0 {
+		t.Fatalf("second Prune = %d, %v; %d journeys, %d index entries, %d call ids left",
+			n, err, f.kv.count(bucketJourney), f.kv.count(bucketUpdated), f.kv.count(bucketCallID))
+	}
+}
+
 func TestFormatDuration(t *testing.T) {
 	for ms, want := range map[int64]string{0: "00:00:00", 999: "00:00:00", 1000: "00:00:01", 61_500: "00:01:01",
 		3_599_999: "00:59:59", 3_600_000: "01:00:00", 90_061_000: "25:01:01", 400 * 3_600_000: "400:00:00", -5: "00:00:00"} {

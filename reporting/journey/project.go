@@ -348,6 +348,7 @@ func apply(kv store.KV, obs observation, ev store.Event) error {
 	if len(found) > 0 {
 		j = found[0]
 	}
+	wasUpdated := j.Updated // its entry in the "updated" index (none when zero)
 	for _, other := range found[min(1, len(found)):] {
 		if err := absorb(kv, &j, other); err != nil {
 			return err
@@ -363,6 +364,16 @@ func apply(kv store.KV, obs observation, ev store.Event) error {
 	}
 	if err := save(kv, j); err != nil {
 		return err
+	}
+	if !wasUpdated.Equal(j.Updated) || wasUpdated.IsZero() {
+		if !wasUpdated.IsZero() {
+			if err := kv.Delete(bucketUpdated, updatedKey(wasUpdated, j.ID)); err != nil {
+				return fmt.Errorf("index journey: %w", err)
+			}
+		}
+		if err := kv.Put(bucketUpdated, updatedKey(j.Updated, j.ID), []byte{1}); err != nil {
+			return fmt.Errorf("index journey: %w", err)
+		}
 	}
 	for _, id := range ids {
 		if err := index(kv, id, j.ID); err != nil {
@@ -392,6 +403,9 @@ func absorb(kv store.KV, j *Journey, other Journey) error {
 		j.Updated = other.Updated
 	}
 	if err := kv.Delete(bucketJourney, other.ID); err != nil {
+		return fmt.Errorf("merge journey %q: %w", other.ID, err)
+	}
+	if err := kv.Delete(bucketUpdated, updatedKey(other.Updated, other.ID)); err != nil {
 		return fmt.Errorf("merge journey %q: %w", other.ID, err)
 	}
 	for _, id := range append(slices.Clone(other.CallIDs), other.ID) {
