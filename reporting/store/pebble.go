@@ -179,10 +179,11 @@ func (p *Pebble) init() error {
 // Read returns up to limit events with seq > after, in seq order. A limit
 // that is not positive or above 10000 means 10000. A record that fails its
 // checksum is an error (ErrUnavailable), never an event.
-func (p *Pebble) Read(ctx context.Context, after uint64, limit int) ([]Event, error) {
+func (p *Pebble) Read(ctx context.Context, after uint64, limit int) (evs []Event, err error) {
 	if p.isClosed.Load() {
 		return nil, ErrClosed
 	}
+	defer p.closedDuring(&err)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -233,13 +234,25 @@ func (p *Pebble) Bounds() (oldest, head uint64) {
 
 // View runs fn over a read-only snapshot of the projection state. Values
 // obtained from kv are valid only until fn returns.
-func (p *Pebble) View(fn func(kv KV) error) error {
+func (p *Pebble) View(fn func(kv KV) error) (err error) {
 	if p.isClosed.Load() {
 		return ErrClosed
 	}
+	defer p.closedDuring(&err)
 	snap := p.db.NewSnapshot()
 	defer snap.Close()
 	return fn(&pebbleKV{r: snap})
+}
+
+// closedDuring turns Pebble's panic on a database closed under a reader
+// (Close racing a Read or View) into ErrClosed; other panics go on.
+func (p *Pebble) closedDuring(err *error) {
+	if r := recover(); r != nil {
+		if !p.isClosed.Load() {
+			panic(r)
+		}
+		*err = ErrClosed
+	}
 }
 
 // Ping reports whether the log is open and its last write succeeded (for
