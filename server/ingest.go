@@ -66,6 +66,15 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 			reject(http.StatusUnsupportedMediaType, "request.invalid", "Content-Type must be application/json", "Content-Type")
 			return
 		}
+		if s.hub.overloaded() {
+			// Delivery is too far behind: the sender retries later rather
+			// than iproc holding ever more events in memory.
+			w.Header().Set("Retry-After", "1")
+			reject(http.StatusServiceUnavailable, "server.unavailable", "delivery to clients is behind: retry after a second")
+			return
+		}
+		// The body is read as it arrives: a Content-Length announced but not
+		// sent costs nothing.
 		buf := s.bodyBufs.Get().(*bytes.Buffer)
 		buf.Reset() // grown as the body arrives, never from Content-Length
 		_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxIngestBytes))
@@ -91,7 +100,7 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 		}
 		recs := make([]store.Record, len(ns))
 		for i, n := range ns {
-			recs[i] = store.Record{Name: n.Topic, Data: n.Data, DedupKey: n.DedupKey, Meta: store.Meta{AgentID: n.AgentID, Ext: n.Ext}}
+			recs[i] = store.Record{Name: n.Topic, Data: n.Data, DedupKey: n.DedupKey, Fields: n.Fields, Meta: store.Meta{AgentID: n.AgentID, Ext: n.Ext}}
 		}
 		// The append is not cut short by a client that hangs up: once
 		// started, its outcome is decided by the commit.

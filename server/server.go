@@ -253,14 +253,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if s.rdb != nil && !cfg.LocalStore {
 		st, err = s.openRedisLog()
 	} else {
-		st, err = store.OpenBolt(store.BoltConfig{
-			Path:          filepath.Join(cfg.DataDir, "iproc.db"),
-			History:       cfg.History,
-			NoGroupCommit: cfg.NoGroupCommit,
-			Projector:     projectors{journey.Projector{}, teamstatus.Projector{}, session.Projector{}},
-			OnCommit:      s.onCommit,
-			Log:           log.With().Str("component", "store").Logger(),
-		})
+		st, err = s.openLocalLog(cfg, log)
 	}
 	if errors.Is(err, berrors.ErrTimeout) { // bbolt's file lock is held
 		s.closeRedis()
@@ -330,8 +323,39 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// openLocalLog opens the embedded (Pebble) log in the data folder, after
+// refusing a folder that still holds the previous (bbolt) format.
+func (s *Server) openLocalLog(cfg Config, log zerolog.Logger) (eventLog, error) {
+	if err := store.CheckFormat(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	return store.OpenPebble(store.PebbleConfig{
+		Dir:           filepath.Join(cfg.DataDir, store.PebbleDir),
+		History:       cfg.History,
+		NoGroupCommit: cfg.NoGroupCommit,
+		Projector:     projectors{journey.Projector{}, teamstatus.Projector{}, session.Projector{}},
+		OnCommit:      s.onCommit,
+		Log:           log.With().Str("component", "store").Logger(),
+	})
+}
+
 // projectors runs several projectors in order.
 type projectors []store.Projector
+
+// Prune implements store.Pruner with the projectors that do.
+func (ps projectors) Prune(kv store.KV, before time.Time) (int, error) {
+	total := 0
+	for _, p := range ps {
+		if pr, ok := p.(store.Pruner); ok {
+			n, err := pr.Prune(kv, before)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
 
 func (ps projectors) Project(kv store.KV, ev store.Event) error {
 	for _, p := range ps {

@@ -58,8 +58,8 @@ func TestJourneySurvivesRestartOfTheBinary(t *testing.T) {
 
 	wantCB := seedCallbackSteps(seedService)
 	// Before the exit event, the route to agent is the service's last event:
-	// a step of zero duration.
-	beforeExit := append(append([]string(nil), wantCB[:6]...), seedService+"|Agent|5003|route to agent|00:00:00|0")
+	// it ends the customer-queued step and is no step of its own.
+	beforeExit := append(append([]string(nil), wantCB[:5]...), seedService+"|Queue|VQ_GMS_REP_SIP_Switch|customer queued (callback_state QUEUED), ended by route to agent|00:00:01|1250")
 	p2 := startBinary(t, "", nil, args...)
 	// Agent states and the watch are in the store too: the supervisor's
 	// session resumes watching (the break is replayed from the log), its

@@ -97,7 +97,8 @@ func contactSteps(attempt, agent string) []string {
 }
 
 // seedCallbackSteps are the steps of seedCallbacks(svc): each event lasts
-// until the next one; the last has zero duration.
+// until the next one, so 8 events make 7 steps; the last event (service
+// exit) is not a step, its outcome is written into the step it ends.
 func seedCallbackSteps(svc string) []string {
 	return []string{
 		svc + "|Queue|SIP_VQ_SIP_Switch|service create (callback_state QUEUED)|00:00:01|1000",
@@ -106,8 +107,7 @@ func seedCallbackSteps(svc string) []string {
 		svc + "|Customer|5115|dial done (call_result 0, callback_state QUEUED)|00:00:00|0",
 		svc + "|Queue|VQ_GMS_REP_SIP_Switch|connect treatment start (callback_state QUEUED)|00:00:04|4000",
 		svc + "|Queue|VQ_GMS_REP_SIP_Switch|customer queued (callback_state QUEUED)|00:00:01|1250",
-		svc + "|Agent|5003|route to agent|00:04:33|273750",
-		svc + "|Callback|samples_dev|service exit (termination_type COMPLETED.AGENT_CONNECTED, callback_state COMPLETED)|00:00:00|0",
+		svc + "|Agent|5003|route to agent, ended by service exit (termination_type COMPLETED.AGENT_CONNECTED, callback_state COMPLETED)|00:04:33|273750",
 	}
 }
 

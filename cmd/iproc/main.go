@@ -6,17 +6,22 @@
 //
 //	iproc [serve] [flags]     run the server (the default)
 //	iproc hash-password       read a password on stdin, print its bcrypt hash
+//	iproc convert-store [--data DIR]
+//	                          convert a data folder of the previous (bbolt)
+//	                          format to the current (Pebble) event log
 package main
 
 import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
+	"iproc/reporting/store"
 	"iproc/resources/directory"
 	"iproc/server"
 )
@@ -45,12 +51,39 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return serve(args, stderr)
 	case "hash-password":
 		return hashPassword(stdin, stdout, stderr)
+	case "convert-store":
+		return convertStore(args, stdout, stderr)
 	case "help":
-		fmt.Fprintln(stdout, "usage: iproc [serve] [flags] | iproc hash-password | iproc serve -h")
+		fmt.Fprintln(stdout, "usage: iproc [serve] [flags] | iproc hash-password | iproc convert-store [--data DIR] | iproc serve -h")
 		return 0
 	}
-	fmt.Fprintf(stderr, "iproc: unknown command %q (want serve or hash-password)\n", cmd)
+	fmt.Fprintf(stderr, "iproc: unknown command %q (want serve, hash-password or convert-store)\n", cmd)
 	return 2
+}
+
+// convertStore converts the data folder's bbolt event log to Pebble.
+func convertStore(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("convert-store", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", envOr("IPROC_DATA", "./iproc-data"), "the data folder to convert")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	n, err := store.ConvertBolt(*data, zerolog.Nop())
+	if err != nil {
+		fmt.Fprintf(stderr, "iproc convert-store: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "iproc convert-store: %d events of %s converted to %s\n", n, *data, filepath.Join(*data, store.PebbleDir))
+	return 0
+}
+
+// envOr returns the environment variable name, or def when it is unset.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
 }
 
 func hashPassword(stdin io.Reader, stdout, stderr io.Writer) int {

@@ -383,7 +383,7 @@ func (c *Consumer) handle(ctx context.Context, batch []string) error {
 		}
 		recs = append(recs, store.Record{
 			Name: n.Topic, Data: n.Data, DedupKey: DedupKey(n.Data),
-			Meta: store.Meta{AgentID: n.AgentID, Ext: n.Ext},
+			Fields: n.Fields, Meta: store.Meta{AgentID: n.AgentID, Ext: n.Ext},
 		})
 		good = append(good, raw)
 	}

@@ -17,6 +17,7 @@ package journey
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,6 +31,12 @@ const (
 	bucketJourney  = "journey"
 	bucketCallID   = "callid"
 	bucketCampaign = "campaign"
+	// bucketUpdated indexes journeys by update time (updatedKey → 1),
+	// so that Prune visits only what expires.
+	bucketUpdated = "updated"
+	// bucketMeta keyIndexed is set once every journey is in bucketUpdated.
+	bucketMeta = "journeymeta"
+	keyIndexed = "updated-index"
 )
 
 // Bounds of a stored journey.
@@ -162,26 +169,36 @@ func (j Journey) Involves(agentID, ext string) bool {
 }
 
 // Report returns the journey's steps in time order (ties in commit order).
-// A callback event's step lasts until the service's next event; the last
-// event of a service is a step of zero duration.
+// Callback events become steps from one event of a service to the next: N
+// events make N-1 steps, and the last event, which ends the last step, is
+// not a step of its own: its description (the event and its outcome, such
+// as termination_type and callback_state) is added to that step's, as
+// "…, ended by service exit (termination_type …)".
 func (j Journey) Report() []Step {
 	items := slices.Clone(j.items)
 	sortItems(items)
-	next := make(map[string]int64) // callback service → start of the following event
+	next := make(map[string]int) // callback service → index of its following event
+	drop := make([]bool, len(items))
 	for i := len(items) - 1; i >= 0; i-- {
 		it := &items[i]
 		if it.Kind != kindCallback {
 			continue
 		}
-		if t, ok := next[it.CallID]; ok {
-			it.End = t
+		if n, ok := next[it.CallID]; ok {
+			it.End = items[n].Start
+			if drop[n] { // n is the service's last event: it ends this step
+				it.Description += ", ended by " + items[n].Description
+			}
 		} else {
-			it.End = it.Start
+			drop[i] = true
 		}
-		next[it.CallID] = it.Start
+		next[it.CallID] = i
 	}
 	steps := make([]Step, 0, len(items))
-	for _, it := range items {
+	for i, it := range items {
+		if drop[i] {
+			continue
+		}
 		ms := max(0, it.End-it.Start)
 		steps = append(steps, Step{
 			CallId:      it.CallID,
@@ -225,15 +242,60 @@ func CampaignGroups(kv store.KV) ([]json.RawMessage, error) {
 }
 
 // Prune deletes the journeys not updated since before, with their call id
-// entries, and returns how many went. The store does not call it: the
-// caller runs it in a commit (for example daily, with the --history cutoff)
-// when journeys should not be kept for ever.
+// entries, and returns how many went. It walks the "updated" index from the
+// oldest, so its cost is that of what expires; the first Prune of a store
+// whose journeys predate the index walks them all once and indexes the
+// survivors. Projector.Prune (store.Pruner) calls it with the --history
+// cutoff.
 func Prune(kv store.KV, before time.Time) (int, error) {
-	var old []record
+	if kv.Get(bucketMeta, keyIndexed) == nil {
+		return pruneAll(kv, before)
+	}
+	stop := errors.New("stop")
+	cut := updatedKey(before, "")
+	var expired []string
+	err := kv.ForEach(bucketUpdated, func(k string, _ []byte) error {
+		if k >= cut {
+			return stop
+		}
+		expired = append(expired, k)
+		return nil
+	})
+	if err != nil && !errors.Is(err, stop) {
+		return 0, fmt.Errorf("prune journeys: %w", err)
+	}
+	n := 0
+	for _, k := range expired {
+		if err := kv.Delete(bucketUpdated, k); err != nil {
+			return n, fmt.Errorf("prune journeys: %w", err)
+		}
+		_, id, _ := strings.Cut(k, "\x00")
+		b := kv.Get(bucketJourney, id)
+		var r record
+		if b == nil || json.Unmarshal(b, &r) != nil || !r.Updated.Before(before) {
+			continue // merged away, or updated since (a newer entry indexes it)
+		}
+		if err := deleteJourney(kv, r); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// pruneAll is Prune for journeys stored before the "updated" index: one
+// walk over every journey, deleting the expired and indexing the others.
+func pruneAll(kv store.KV, before time.Time) (int, error) {
+	var old, kept []record
 	err := kv.ForEach(bucketJourney, func(_ string, v []byte) error {
 		var r record
-		if json.Unmarshal(v, &r) == nil && r.Updated.Before(before) {
+		if json.Unmarshal(v, &r) != nil {
+			return nil
+		}
+		if r.Updated.Before(before) {
 			old = append(old, record{ID: r.ID, IDs: r.IDs})
+		} else {
+			kept = append(kept, record{ID: r.ID, Updated: r.Updated})
 		}
 		return nil
 	})
@@ -241,17 +303,39 @@ func Prune(kv store.KV, before time.Time) (int, error) {
 		return 0, fmt.Errorf("prune journeys: %w", err)
 	}
 	for _, r := range old {
-		for _, id := range append(r.IDs, r.ID) {
-			key := strings.ToLower(id)
-			if string(kv.Get(bucketCallID, key)) == r.ID {
-				if err := kv.Delete(bucketCallID, key); err != nil {
-					return 0, fmt.Errorf("prune journeys: %w", err)
-				}
-			}
+		if err := deleteJourney(kv, r); err != nil {
+			return 0, err
 		}
-		if err := kv.Delete(bucketJourney, r.ID); err != nil {
+	}
+	for _, r := range kept {
+		if err := kv.Put(bucketUpdated, updatedKey(r.Updated, r.ID), []byte{1}); err != nil {
 			return 0, fmt.Errorf("prune journeys: %w", err)
 		}
 	}
+	if err := kv.Put(bucketMeta, keyIndexed, []byte("1")); err != nil {
+		return 0, fmt.Errorf("prune journeys: %w", err)
+	}
 	return len(old), nil
+}
+
+// deleteJourney deletes r's record and the call id entries that point at it.
+func deleteJourney(kv store.KV, r record) error {
+	for _, id := range append(r.IDs, r.ID) {
+		key := strings.ToLower(id)
+		if string(kv.Get(bucketCallID, key)) == r.ID {
+			if err := kv.Delete(bucketCallID, key); err != nil {
+				return fmt.Errorf("prune journeys: %w", err)
+			}
+		}
+	}
+	if err := kv.Delete(bucketJourney, r.ID); err != nil {
+		return fmt.Errorf("prune journeys: %w", err)
+	}
+	return nil
+}
+
+// updatedKey is the "updated" index key of a journey: its update time as 16
+// hex digits (so that key order is time order), 0x00, its id.
+func updatedKey(t time.Time, id string) string {
+	return fmt.Sprintf("%016x", uint64(max(0, t.UnixNano()))) + "\x00" + id
 }

@@ -219,15 +219,16 @@ func TestCallbackSequence(t *testing.T) {
 		service+"|Queue|SIP_VQ_SIP_Switch|service create (callback_state QUEUED)|00:00:01|1000",
 		service+"|Customer|5115|dial init|00:00:20|20000",
 		service+"|Customer|5115|dial done (call_result 0)|00:00:04|4000",
-		service+"|Agent|7001|route to agent|00:04:35|275000",
-		service+"|Callback|samples_dev|service exit (termination_type COMPLETED.AGENT_CONNECTED)|00:00:00|0",
+		// The last event ends the step before it and is not a step: N
+		// events make N-1 steps, and its outcome is in that step.
+		service+"|Agent|7001|route to agent, ended by service exit (termination_type COMPLETED.AGENT_CONNECTED)|00:04:35|275000",
 	)
 	if !j.Involves("1001", "") || !j.Involves("", "7001") || j.Involves("7001", "1001") {
 		t.Errorf("participants %v %v", j.Agents, j.Exts)
 	}
 	// The same event projected again (a retried post) adds nothing.
 	f.cb(cbBody("_cbe_on_dial_done", "1467576012", map[string]any{"c_dialed_number": "5115", "c_call_result": 0}))
-	if n := len(f.lookup(service).Report()); n != 5 {
+	if n := len(f.lookup(service).Report()); n != 4 {
 		t.Errorf("%d steps after a repeat", n)
 	}
 }
@@ -286,12 +287,13 @@ func TestMerge(t *testing.T) {
 			t.Errorf("Lookup(%q) = %q, want %q", id, f.lookup(id).ID, j.ID)
 		}
 	}
-	if n := len(j.Report()); n != 7+2+1 {
+	// 7 contact steps, 1 step from the 2 callback events, the CDR.
+	if n := len(j.Report()); n != 7+1+1 {
 		t.Errorf("%d steps after the merge", n)
 	}
 	// Later events of either id land in the merged journey.
 	f.cb(cbBody("_cbe_on_service_exit", "1700000400", nil))
-	if n := len(f.lookup(service).Report()); n != 11 || f.kv.count(bucketJourney) != 1 {
+	if n := len(f.lookup(service).Report()); n != 10 || f.kv.count(bucketJourney) != 1 {
 		t.Errorf("%d steps, %d journeys", n, f.kv.count(bucketJourney))
 	}
 	// A journey merged twice is still found through the forwarding of its
@@ -323,11 +325,11 @@ func TestStepCap(t *testing.T) {
 		f.cb(cbBody("_cbe_on_callback_status_updated", fmt.Sprint(1700000000+i), nil))
 	}
 	steps := f.lookup(service).Report()
-	if len(steps) != MaxSteps {
+	if len(steps) != MaxSteps-1 { // MaxSteps events kept, N-1 steps
 		t.Fatalf("%d steps", len(steps))
 	}
 	// The oldest went: the first kept event is number 50.
-	if steps[0].DurationMs != 1000 || steps[MaxSteps-1].DurationMs != 0 {
+	if steps[0].DurationMs != 1000 || steps[MaxSteps-2].DurationMs != 1000 {
 		t.Errorf("first %v last %v", steps[0], steps[MaxSteps-1])
 	}
 	b := f.kv.Get(bucketJourney, service)
@@ -417,6 +419,34 @@ func TestPrune(t *testing.T) {
 	f.lookup(service)
 	if f.kv.count(bucketCallID) != 1 {
 		t.Errorf("%d call ids left", f.kv.count(bucketCallID))
+	}
+}
+
+// TestPruneByIndex: once indexed, Prune visits the "updated" index from the
+// oldest; a journey updated after an old entry was written is kept, and a
+// merged journey's entry goes with it.
+func TestPruneByIndex(t *testing.T) {
+	f := newFeed(t)
+	if n, err := Prune(f.kv, time.Unix(0, 0)); err != nil || n != 0 { // indexes (nothing yet)
+		t.Fatalf("first Prune = %d, %v", n, err)
+	}
+	f.cp(cpBody(nil))                                         // seq 1, updated 1700001001
+	f.cb(cbBody("_cbe_on_service_create", "1700000000", nil)) // seq 2, updated 1700001002
+	f.cb(cbBody("_cbe_on_dial_init", "1700000001", nil))      // seq 3: the service's journey updated again
+	if got := f.kv.count(bucketUpdated); got != 2 {
+		t.Fatalf("%d index entries for 2 journeys", got)
+	}
+	n, err := Prune(f.kv, time.Unix(1700001003, 0)) // after seq 2's update, before seq 3's
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v", n, err)
+	}
+	if _, ok := Lookup(f.kv, attempt); ok {
+		t.Error("expired journey still found")
+	}
+	f.lookup(service)
+	if n, err := Prune(f.kv, time.Unix(1700001004, 0)); err != nil || n != 1 || f.kv.count(bucketJourney) != 0 || f.kv.count(bucketUpdated) != 0 || f.kv.count(bucketCallID) != 0 {
+		t.Fatalf("second Prune = %d, %v; %d journeys, %d index entries, %d call ids left",
+			n, err, f.kv.count(bucketJourney), f.kv.count(bucketUpdated), f.kv.count(bucketCallID))
 	}
 }
 

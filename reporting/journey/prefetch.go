@@ -19,8 +19,8 @@ func (Projector) Prefetch(ev store.Event) []store.BucketKey {
 	default:
 		return nil
 	}
-	m, err := notify.ParseObject(ev.Data)
-	if err != nil {
+	m := fieldsOf(ev)
+	if m == nil {
 		return nil
 	}
 	switch ev.Name {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"iproc/reporting/notify"
 	"iproc/reporting/store"
@@ -18,7 +19,16 @@ import (
 // an error: only a failing KV write is returned.
 type Projector struct{}
 
-var _ store.Projector = Projector{}
+var (
+	_ store.Projector = Projector{}
+	_ store.Pruner    = Projector{}
+)
+
+// Prune implements store.Pruner: journeys not updated since before go, with
+// their call id entries (see the package function Prune).
+func (Projector) Prune(kv store.KV, before time.Time) (int, error) {
+	return Prune(kv, before)
+}
 
 // Project applies one committed event.
 func (Projector) Project(kv store.KV, ev store.Event) error {
@@ -27,8 +37,8 @@ func (Projector) Project(kv store.KV, ev store.Event) error {
 	default:
 		return nil
 	}
-	m, err := notify.ParseObject(ev.Data)
-	if err != nil {
+	m := fieldsOf(ev)
+	if m == nil {
 		return nil // not an object: nothing to project
 	}
 	var obs observation
@@ -54,16 +64,36 @@ type observation struct {
 	items  []item
 }
 
-// text returns field as text ("" when absent or not text), trimmed.
-func text(m map[string]any, field string) string {
-	s, _ := notify.Text(m[field])
+// fields are an event's top-level scalars as text (store.Meta.Fields).
+type fields = map[string]string
+
+// fieldsOf returns the scalar fields of ev: those ingest decoded, else (an
+// event appended without them) read from its data. Nil when the data is not
+// an object.
+func fieldsOf(ev store.Event) fields {
+	if ev.Fields != nil {
+		return ev.Fields
+	}
+	return store.ScalarFields(ev.Data)
+}
+
+// text returns field as text ("" when absent or null), trimmed.
+func text(m fields, field string) string {
+	s, ok := m[field]
+	if !ok || s == "null" {
+		return ""
+	}
 	return strings.TrimSpace(s)
 }
 
 // millis returns field as a timestamp in Unix ms; ok is false when absent,
 // unparseable or not after the epoch (vendors send 0 for "never").
-func millis(m map[string]any, field string) (int64, bool) {
-	t, ok := notify.Time(m[field])
+func millis(m fields, field string) (int64, bool) {
+	s, ok := m[field]
+	if !ok {
+		return 0, false
+	}
+	t, ok := notify.Time(s)
 	if !ok || t.UnixMilli() <= 0 {
 		return 0, false
 	}
@@ -71,7 +101,7 @@ func millis(m map[string]any, field string) (int64, bool) {
 }
 
 // first returns the first of fields that is a timestamp.
-func first(m map[string]any, fields ...string) (int64, string, bool) {
+func first(m fields, fields ...string) (int64, string, bool) {
 	for _, f := range fields {
 		if t, ok := millis(m, f); ok {
 			return t, f, true
@@ -83,7 +113,7 @@ func first(m map[string]any, fields ...string) (int64, string, bool) {
 // fromContactProcessed turns the FTC timestamps of a ContactProcessed into
 // steps (SPEC §7.2); a step whose start or end is absent is dropped, and so
 // is one that would end before it starts.
-func fromContactProcessed(m map[string]any, ev store.Event) observation {
+func fromContactProcessed(m fields, ev store.Event) observation {
 	attempt := text(m, "GSW_CALL_ATTEMPT_GUID")
 	agent := text(m, "GSW_AGENT_ID")
 	group := text(m, "GSW_CAMPAIGN_GROUP_NAME")
@@ -157,14 +187,14 @@ func fromContactProcessed(m map[string]any, ev store.Event) observation {
 
 // fromCallback records one GMS _cbe_* event; Report turns the events of a
 // service into steps from one event to the next.
-func fromCallback(m map[string]any, ev store.Event) observation {
+func fromCallback(m fields, ev store.Event) observation {
 	svc := text(m, "_service_id")
 	eventID := text(m, "event_id")
 	ts, ok := millis(m, "timestamp")
 	if svc == "" || !ok {
 		return observation{}
 	}
-	tsText, _ := notify.Text(m["timestamp"])
+	tsText := m["timestamp"]
 	obs := observation{ids: []string{svc}}
 	agent, ext := text(m, "c_agent_id"), text(m, "c_agent_extension")
 	if agent != "" {
@@ -184,7 +214,7 @@ func fromCallback(m map[string]any, ev store.Event) observation {
 
 // callbackDevice picks what the call was at during a callback event: an
 // agent, a queue, the customer, or the callback service itself.
-func callbackDevice(m map[string]any) (string, string) {
+func callbackDevice(m fields) (string, string) {
 	if ext := text(m, "c_agent_extension"); ext != "" {
 		return ext, "Agent"
 	}
@@ -206,7 +236,7 @@ func callbackDevice(m map[string]any) (string, string) {
 
 // callbackDescription names the event ("_cbe_on_dial_done" → "dial done")
 // with the outcome fields it carries.
-func callbackDescription(m map[string]any, eventID string) string {
+func callbackDescription(m fields, eventID string) string {
 	name := strings.TrimPrefix(strings.TrimPrefix(eventID, "_cbe_"), "on_")
 	desc := strings.ReplaceAll(name, "_", " ")
 	var extra []string
@@ -225,7 +255,7 @@ func callbackDescription(m map[string]any, eventID string) string {
 // seed 004 CDRs carry no timing, so the step sits at the CDR's commit time
 // (CDRs are sent at the end of the call) with zero duration, unless the CDR
 // also has "duration" (seconds) or "start_time"/"end_time" timestamps.
-func fromCDR(m map[string]any, ev store.Event) observation {
+func fromCDR(m fields, ev store.Event) observation {
 	internal, custom := text(m, "internal_call_ref"), text(m, "custom_call_ref")
 	if internal == "" && custom == "" {
 		return observation{}
@@ -243,7 +273,7 @@ func fromCDR(m map[string]any, ev store.Event) observation {
 		end = t
 	}
 	start := end
-	if secs, ok := notify.Int(m["duration"]); ok && secs > 0 && secs < 366*24*3600 {
+	if secs, ok := notify.Int(m["duration"]); ok && m["duration"] != "" && secs > 0 && secs < 366*24*3600 {
 		start = end - secs*1000
 	}
 	if t, ok := millis(m, "start_time"); ok && t <= end {
@@ -265,7 +295,7 @@ func fromCDR(m map[string]any, ev store.Event) observation {
 }
 
 // cdrDescription summarises a CDR: how it ended and where it went.
-func cdrDescription(m map[string]any, ext string) string {
+func cdrDescription(m fields, ext string) string {
 	parts := []string{"CDR"}
 	if d := text(m, "disposition"); d != "" {
 		parts = append(parts, "disposition "+d)
@@ -318,6 +348,7 @@ func apply(kv store.KV, obs observation, ev store.Event) error {
 	if len(found) > 0 {
 		j = found[0]
 	}
+	wasUpdated := j.Updated // its entry in the "updated" index (none when zero)
 	for _, other := range found[min(1, len(found)):] {
 		if err := absorb(kv, &j, other); err != nil {
 			return err
@@ -333,6 +364,16 @@ func apply(kv store.KV, obs observation, ev store.Event) error {
 	}
 	if err := save(kv, j); err != nil {
 		return err
+	}
+	if !wasUpdated.Equal(j.Updated) || wasUpdated.IsZero() {
+		if !wasUpdated.IsZero() {
+			if err := kv.Delete(bucketUpdated, updatedKey(wasUpdated, j.ID)); err != nil {
+				return fmt.Errorf("index journey: %w", err)
+			}
+		}
+		if err := kv.Put(bucketUpdated, updatedKey(j.Updated, j.ID), []byte{1}); err != nil {
+			return fmt.Errorf("index journey: %w", err)
+		}
 	}
 	for _, id := range ids {
 		if err := index(kv, id, j.ID); err != nil {
@@ -362,6 +403,9 @@ func absorb(kv store.KV, j *Journey, other Journey) error {
 		j.Updated = other.Updated
 	}
 	if err := kv.Delete(bucketJourney, other.ID); err != nil {
+		return fmt.Errorf("merge journey %q: %w", other.ID, err)
+	}
+	if err := kv.Delete(bucketUpdated, updatedKey(other.Updated, other.ID)); err != nil {
 		return fmt.Errorf("merge journey %q: %w", other.ID, err)
 	}
 	for _, id := range append(slices.Clone(other.CallIDs), other.ID) {
@@ -423,14 +467,14 @@ func save(kv store.KV, j Journey) error {
 // projectCampaign keeps the latest CampaignGroupState of a campaign group:
 // the one with the latest GSW_DATE_TIME, the later commit on a tie or when
 // a date is unreadable.
-func projectCampaign(kv store.KV, m map[string]any, data json.RawMessage) error {
+func projectCampaign(kv store.KV, m fields, data json.RawMessage) error {
 	guid := text(m, "GSW_CAMPAIGN_GROUP_GUID")
 	if guid == "" || len(guid) > maxIDLen {
 		return nil
 	}
 	key := strings.ToLower(guid)
 	if old := kv.Get(bucketCampaign, key); old != nil {
-		if om, err := notify.ParseObject(old); err == nil {
+		if om := store.ScalarFields(old); om != nil {
 			oldT, ok1 := notify.Time(om["GSW_DATE_TIME"])
 			newT, ok2 := notify.Time(m["GSW_DATE_TIME"])
 			if ok1 && ok2 && oldT.After(newT) {

@@ -1,30 +1,27 @@
 package notify
 
 import (
-	"bytes"
 	"encoding/json"
-	"maps"
-	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// callback is the checked view of a GMS callback status notification
-// (seed 003). Mandatory: event_id (any name starting with _cbe_: the
-// Transaction List decides which events are sent and GMS versions add
-// names), timestamp and _service_id. c_agent_id and c_agent_extension route
-// the event to an agent, so they must be text when present. Every other
-// attribute (notify_params, notify_custom) is free-form and kept as is.
-type callback struct {
-	EventID   *string    `json:"event_id" validate:"required,startswith=_cbe_"`
-	Timestamp *time.Time `json:"timestamp" validate:"required"`
-	ServiceID *string    `json:"_service_id" validate:"required,min=1,max=256"`
-	AgentID   *string    `json:"c_agent_id" validate:"omitempty,max=256"`
-	AgentExt  *string    `json:"c_agent_extension" validate:"omitempty,max=256"`
-}
+// callback is the view of a GMS callback status notification (seed 003).
+// Mandatory: event_id (any name starting with _cbe_: the Transaction List
+// decides which events are sent and GMS versions add names), timestamp and
+// _service_id. c_agent_id and c_agent_extension route the event to an agent,
+// so they must be text when present. Every other attribute (notify_params,
+// notify_custom) is free-form and kept as is.
+var callback = newView(
+	rule{name: "event_id", kind: kindText, required: true, prefix: "_cbe_"},
+	req(stamp("timestamp")),
+	guid("_service_id"),
+	optID("c_agent_id"),
+	optID("c_agent_extension"),
+)
 
-// wrapper is the checked view of the GMS {"deviceId", "message"} envelope.
-type wrapper struct {
-	DeviceID *string `json:"deviceId" validate:"omitempty,max=256"`
-}
+// wrapper is the view of the GMS {"deviceId", "message"} envelope.
+var wrapper = newView(optID("deviceId"))
 
 // DecodeCallback decodes and validates a GMS callback status body (seed 003):
 // one _cbe_* notification object, a {"deviceId", "message": {...}} wrapper
@@ -34,12 +31,12 @@ type wrapper struct {
 // a wrapper). isArray reports whether the body was an array, so the caller
 // can answer with seqs. Failures are *Error.
 func DecodeCallback(body []byte) (ns []Notification, isArray bool, err error) {
-	p, perr := parse(body, true)
+	p, perr := scan(body, true)
 	if perr != nil {
 		return nil, p.array, perr
 	}
 	if !p.array {
-		n, ps, e := decodeCallbackItem(p.obj, p.raws[0], -1)
+		n, ps, e := decodeCallbackItem(p.obj, -1)
 		if e != nil {
 			return nil, false, e
 		}
@@ -55,7 +52,7 @@ func DecodeCallback(body []byte) (ns []Notification, isArray bool, err error) {
 			all = append(all, problem{i, "", "must be an object"})
 			continue
 		}
-		n, ps, e := decodeCallbackItem(obj, p.raws[i], i)
+		n, ps, e := decodeCallbackItem(obj, i)
 		if e != nil {
 			return nil, true, e
 		}
@@ -70,71 +67,76 @@ func DecodeCallback(body []byte) (ns []Notification, isArray bool, err error) {
 
 // decodeCallbackItem checks one notification or wrapper; item is its array
 // index or -1.
-func decodeCallbackItem(obj map[string]any, raw []byte, item int) (Notification, []problem, *Error) {
-	msg, hasMsg := obj["message"]
-	if _, hasEvent := obj["event_id"]; hasEvent || !hasMsg {
-		var v callback
-		if ps := check(obj, &v, item); len(ps) > 0 {
+func decodeCallbackItem(obj *object, item int) (Notification, []problem, *Error) {
+	msg := obj.get("message")
+	if obj.get("event_id") != nil || msg == nil {
+		vals, ps := callback.check(obj, item)
+		if len(ps) > 0 {
 			return Notification{}, ps, nil
 		}
-		return callbackNotification(compact(raw), v), nil, nil
+		return callbackNotification(compact(obj.raw), obj.fields(), vals), nil, nil
 	}
 
 	// A {"deviceId", "message"} wrapper.
-	var w wrapper
-	ps := check(obj, &w, item)
-	var inner map[string]any
-	switch m := msg.(type) {
-	case map[string]any:
-		inner = m
-	case string: // GMS may carry the message as JSON text
-		ip, perr := parse([]byte(m), false)
-		if perr != nil {
-			ps = append(ps, problem{item, "message", "must be a JSON object (" + perr.Message + ")"})
+	_, ps := wrapper.check(obj, item)
+	var inner *object
+	switch msg.kind {
+	case '{':
+		var e *Error
+		if inner, e = scanObject(msg.raw); e != nil { // cannot fail: checked as part of the body
+			return Notification{}, nil, e
 		}
-		inner = ip.obj
+	case '"': // GMS may carry the message as JSON text
+		var e *Error
+		if inner, e = scanObject([]byte(msg.text)); e != nil {
+			ps = append(ps, problem{item, "message", "must be a JSON object (" + e.Message + ")"})
+		}
 	default:
 		ps = append(ps, problem{item, "message", "must be an object"})
 	}
 	if inner == nil {
 		return Notification{}, ps, nil
 	}
-	var v callback
-	for _, p := range check(inner, &v, item) {
+	vals, ips := callback.check(inner, item)
+	for _, p := range ips {
 		p.field = "message." + p.field
 		ps = append(ps, p)
 	}
 	if len(ps) > 0 {
 		return Notification{}, ps, nil
 	}
-	out := make(map[string]any, len(inner)+1)
-	maps.Copy(out, inner)
-	if dev, ok := obj["deviceId"]; ok && dev != nil {
-		out["deviceId"] = dev
+	// The data is the inner object with deviceId added (replacing one the
+	// message may carry); a null deviceId is not added.
+	out := &object{members: make([]member, 0, len(inner.members)+1)}
+	for _, mb := range inner.members {
+		if mb.name != "deviceId" {
+			out.members = append(out.members, mb)
+		}
 	}
-	data, err := marshal(out)
-	if err != nil {
-		return Notification{}, nil, err
+	if dev := obj.get("deviceId"); dev != nil && dev.kind != 'n' {
+		out.members = append(out.members, *dev)
+	} else if dev := inner.get("deviceId"); dev != nil {
+		out.members = append(out.members, *dev)
 	}
-	return callbackNotification(data, v), nil, nil
+	return callbackNotification(encodeObject(out), out.fields(), vals), nil, nil
 }
 
-func callbackNotification(data json.RawMessage, v callback) Notification {
-	n := Notification{Topic: TopicCallback, Data: data}
-	if v.AgentID != nil {
-		n.AgentID = *v.AgentID
-	}
-	return n
+func callbackNotification(data json.RawMessage, fields map[string]string, vals values) Notification {
+	agent, _ := callback.get(vals, "c_agent_id")
+	return Notification{Topic: TopicCallback, Data: data, AgentID: agent, Fields: fields}
 }
 
-// marshal encodes a parsed object (json.Number numbers kept exactly) without
-// HTML escaping.
-func marshal(obj map[string]any) (json.RawMessage, *Error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(obj); err != nil {
-		return nil, malformed("body cannot be re-encoded: " + err.Error())
+// encodeObject writes the members of obj as one compact JSON object.
+func encodeObject(obj *object) json.RawMessage {
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	for i, mb := range obj.members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b, _ = jsontext.AppendQuote(b, mb.name) // names are valid UTF-8: checked by scan
+		b = append(b, ':')
+		b = append(b, compact(mb.raw)...)
 	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
+	return append(b, '}')
 }

@@ -5,10 +5,14 @@
 // ready to append to the event log, or an *Error the caller reports (the HTTP
 // layer answers 400 with it, the CDR consumer dead-letters the element).
 //
-// Decoding is pure and safe for concurrent use: it keeps no state between
-// calls apart from one lazily built validator. Every field of the body is kept
-// in Notification.Data as received; only the fields iproc relies on are
-// checked, and those as leniently as the vendor documents allow.
+// Decoding is pure and safe for concurrent use. A body is read once, with
+// the jsontext package of github.com/go-json-experiment/json (which rejects
+// invalid UTF-8 and duplicate member names and reports byte offsets), into
+// the top-level members of each object; a table of rules per notification
+// kind (a view) reads the fields iproc relies on as lenient integers,
+// timestamps and text, and checks them. Every field of the body is kept in
+// Notification.Data as received, and the text of every top-level scalar in
+// Notification.Fields.
 package notify
 
 import (
@@ -63,6 +67,10 @@ type Notification struct {
 	AgentID string
 	// Ext is the agent extension of a CDR (ext), "" when absent or null.
 	Ext string
+	// Fields holds the text of every top-level scalar field of Data
+	// (strings unescaped; numbers, true, false and null as written), read
+	// while decoding so that nothing downstream parses Data again.
+	Fields map[string]string
 }
 
 // Error is a decode or validation failure; the HTTP layer answers 400 with it.

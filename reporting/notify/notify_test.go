@@ -433,6 +433,8 @@ func TestMalformed(t *testing.T) {
 		{"invalid UTF-8", "{\"internal_call_ref\":\"x\xff\"}", CodeMalformed, "UTF-8 at offset 23", nil},
 		{"duplicate key", `{"internal_call_ref":"x","GSW_AGENT_ID":"1","GSW_AGENT_ID":"2"}`, CodeInvalid, "duplicate key", []string{"GSW_AGENT_ID"}},
 		{"nested duplicate key", `{"internal_call_ref":"x","c_target":{"dn":"1","dn":"2"}}`, CodeInvalid, "duplicate key", []string{"c_target.dn"}},
+		{"duplicate digit key", `{"internal_call_ref":"x","0":"1","0":"2"}`, CodeInvalid, "duplicate key", []string{"0"}},
+		{"duplicate empty key", `{"internal_call_ref":"x","":"1","":"2"}`, CodeInvalid, "duplicate key", []string{"body"}},
 		{"deep objects", deep, CodeInvalid, "nested deeper than 64", []string{strings.TrimSuffix(strings.Repeat("a.", 64), ".")}},
 		{"deep arrays", deepArr, CodeInvalid, "nested deeper than 64", []string{"a" + strings.Repeat("[0]", 63)}},
 		{"too large", `{"internal_call_ref":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, CodeMalformed, "larger than", nil},

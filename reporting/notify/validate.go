@@ -1,160 +1,181 @@
 package notify
 
 import (
-	"errors"
-	"reflect"
+	"encoding/json"
+	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/go-playground/validator/v10"
+	"unicode/utf8"
 )
 
-// validate is the one validator instance, built on first use (building it
-// has no side effects; sync.OnceValue makes it safe for concurrent use).
-var validate = sync.OnceValue(newValidator)
+// kind is the type a view field is read as.
+type kind uint8
 
-// newValidator builds the validator: field names come from the json tags of
-// the view structs, and "actor" is the 0–5 range of GSW_CAMPAIGN_GROUP_ACTOR.
-func newValidator() *validator.Validate {
-	v := validator.New(validator.WithRequiredStructEnabled())
-	v.RegisterTagNameFunc(func(f reflect.StructField) string {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
-			return ""
-		}
-		return name
-	})
-	v.RegisterAlias("actor", "min=0,max=5")
+const (
+	kindText kind = iota // a string, or a number taken as its literal
+	kindInt              // an integer, as a number or a string of digits
+	kindTime             // a timestamp (see Time)
+)
+
+// rule is one field of a view: its type and what it must satisfy. The
+// checks run in this order and the first failure is reported: required,
+// eq, oneof, startswith, minLen, maxLen, min/max.
+type rule struct {
+	name     string
+	kind     kind
+	required bool
+	eq       string   // must equal
+	oneof    []string // must be one of
+	prefix   string   // must start with
+	minLen   int      // characters, when > 0
+	maxLen   int      // characters, when > 0
+	hasRange bool     // min..max applies to an integer
+	min, max int64
+}
+
+// view is the rules of one notification kind, with an index by name.
+type view struct {
+	rules []rule
+	index map[string]int
+}
+
+func newView(rules ...rule) *view {
+	v := &view{rules: rules, index: make(map[string]int, len(rules))}
+	for i, r := range rules {
+		v.index[r.name] = i
+	}
 	return v
 }
 
-// The field types of the view structs; check converts map values into them.
-var (
-	textType = reflect.TypeFor[*string]()
-	intType  = reflect.TypeFor[*int64]()
-	timeType = reflect.TypeFor[*time.Time]()
-)
-
-// field is a view struct field: its JSON name, index and type.
-type field struct {
-	name  string
-	index int
-	typ   reflect.Type
+// value is a field read by a view: absent (ok false), or its text, integer
+// or time.
+type value struct {
+	ok   bool
+	text string
+	i    int64
+	t    time.Time
 }
 
-// viewFields caches the fields of each view struct type (reflect.Type →
-// []field); the zero sync.Map is ready to use.
-var viewFields sync.Map
+// values are a decoded object's fields, in the order of its view's rules.
+type values []value
 
-// fieldsOf returns the fields of a view struct type.
-func fieldsOf(t reflect.Type) []field {
-	if fs, ok := viewFields.Load(t); ok {
-		return fs.([]field)
-	}
-	fs := make([]field, 0, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		fs = append(fs, field{name: name, index: i, typ: f.Type})
-	}
-	viewFields.Store(t, fs)
-	return fs
-}
-
-// check fills view (a pointer to a struct of *string, *int64 and *time.Time
-// fields tagged with the JSON names) from m, then runs the struct's validate
-// rules, and returns the problems of both steps. An absent or null field
-// leaves its pointer nil; so does an empty string for an integer or timestamp
-// field (the vendors leave unassigned fields empty), which then fails
-// "required" when the field is mandatory.
-func check(m map[string]any, view any, item int) []problem {
+// check reads obj's fields into a values of v's rules and returns them with
+// the problems found: wrong types first, then the first failing rule of each
+// field that has the right type. An absent or null field is absent; so is an
+// empty string for an integer or a timestamp (the vendors leave unassigned
+// fields empty), which then fails "required" as "must not be empty".
+func (v *view) check(obj *object, item int) (values, []problem) {
+	vals := make(values, len(v.rules))
 	var ps []problem
-	rv := reflect.ValueOf(view).Elem()
-	for _, f := range fieldsOf(rv.Type()) {
-		name, i := f.name, f.index
-		raw, ok := m[name]
-		if !ok || raw == nil {
+	empty := make([]bool, len(v.rules))
+	bad := make([]bool, len(v.rules))
+	for i := range obj.members {
+		mb := &obj.members[i]
+		idx, ok := v.index[mb.name]
+		if !ok || mb.kind == 'n' {
 			continue
 		}
-		switch f.typ {
-		case textType:
-			s, ok := Text(raw)
+		r := &v.rules[idx]
+		switch r.kind {
+		case kindText:
+			if mb.kind != '"' && mb.kind != '0' {
+				ps, bad[idx] = append(ps, problem{item, r.name, "must be a string"}), true
+				continue
+			}
+			vals[idx] = value{ok: true, text: mb.text}
+		case kindInt:
+			if mb.kind == '"' && mb.text == "" {
+				empty[idx] = true
+				continue
+			}
+			n, ok := intOf(mb)
 			if !ok {
-				ps = append(ps, problem{item, name, "must be a string"})
+				ps, bad[idx] = append(ps, problem{item, r.name, "must be an integer"}), true
 				continue
 			}
-			rv.Field(i).Set(reflect.ValueOf(&s))
-		case intType:
-			if s, isStr := raw.(string); isStr && s == "" {
+			vals[idx] = value{ok: true, i: n, text: mb.text}
+		case kindTime:
+			if mb.kind == '"' && mb.text == "" {
+				empty[idx] = true
 				continue
 			}
-			n, ok := Int(raw)
+			var t time.Time
+			ok := mb.kind == '"' || mb.kind == '0'
+			if ok {
+				t, ok = Time(mb.text)
+			}
 			if !ok {
-				ps = append(ps, problem{item, name, "must be an integer"})
+				ps, bad[idx] = append(ps, problem{item, r.name, "must be a timestamp (epoch seconds.millis)"}), true
 				continue
 			}
-			rv.Field(i).Set(reflect.ValueOf(&n))
-		case timeType:
-			if s, isStr := raw.(string); isStr && s == "" {
-				continue
-			}
-			t, ok := Time(raw)
-			if !ok {
-				ps = append(ps, problem{item, name, "must be a timestamp (epoch seconds.millis)"})
-				continue
-			}
-			rv.Field(i).Set(reflect.ValueOf(&t))
+			vals[idx] = value{ok: true, t: t, text: mb.text}
 		}
 	}
-	bad := make(map[string]bool, len(ps))
-	for _, p := range ps {
-		bad[p.field] = true
-	}
-	err := validate().Struct(view)
-	var ves validator.ValidationErrors
-	if errors.As(err, &ves) {
-		for _, fe := range ves {
-			if bad[fe.Field()] { // already reported as the wrong type
-				continue
-			}
-			ps = append(ps, problem{item, fe.Field(), explain(fe, m)})
+	for i := range v.rules {
+		if bad[i] {
+			continue
 		}
-	} else if err != nil {
-		ps = append(ps, problem{item, "body", "cannot be validated"})
+		if why := v.rules[i].fails(vals[i], empty[i]); why != "" {
+			ps = append(ps, problem{item, v.rules[i].name, why})
+		}
 	}
-	return ps
+	return vals, ps
 }
 
-// explain turns a validator failure into the reason shown to the sender.
-func explain(fe validator.FieldError, m map[string]any) string {
-	switch fe.Tag() {
-	case "required":
-		if s, ok := m[fe.Field()].(string); ok && s == "" {
+// intOf reads a member as an integer: a number with an integral value, or a
+// string of decimal digits with an optional minus sign.
+func intOf(mb *member) (int64, bool) {
+	switch mb.kind {
+	case '0':
+		return Int(json.Number(mb.text))
+	case '"':
+		return Int(mb.text)
+	}
+	return 0, false
+}
+
+// fails returns why val breaks r, "" when it does not.
+func (r *rule) fails(val value, empty bool) string {
+	if !val.ok {
+		if !r.required {
+			return ""
+		}
+		if empty {
 			return "must not be empty"
 		}
 		return "required"
-	case "eq":
-		return "must be " + fe.Param()
-	case "oneof":
-		return "must be one of " + strings.Join(strings.Fields(fe.Param()), ", ")
-	case "actor":
-		return "must be an integer from 0 to 5"
-	case "startswith":
-		return "must start with " + fe.Param()
-	case "min":
-		if fe.Kind() == reflect.String {
-			if fe.Param() == "1" {
-				return "must not be empty"
-			}
-			return "must be at least " + fe.Param() + " characters"
-		}
-		return "must be at least " + fe.Param()
-	case "max":
-		if fe.Kind() == reflect.String {
-			return "must be at most " + fe.Param() + " characters"
-		}
-		return "must be at most " + fe.Param()
 	}
-	return "is invalid (" + fe.Tag() + ")"
+	switch r.kind {
+	case kindText:
+		s := val.text
+		if !r.required && s == "" { // omitempty
+			return ""
+		}
+		switch {
+		case r.eq != "" && s != r.eq:
+			return "must be " + r.eq
+		case r.oneof != nil && !slices.Contains(r.oneof, s):
+			return "must be one of " + strings.Join(r.oneof, ", ")
+		case r.prefix != "" && !strings.HasPrefix(s, r.prefix):
+			return "must start with " + r.prefix
+		case r.minLen == 1 && s == "":
+			return "must not be empty"
+		case r.maxLen > 0 && utf8.RuneCountInString(s) > r.maxLen:
+			return "must be at most " + itoa(r.maxLen) + " characters"
+		}
+	case kindInt:
+		if r.hasRange && (val.i < r.min || val.i > r.max) {
+			return "must be an integer from " + itoa(int(r.min)) + " to " + itoa(int(r.max))
+		}
+	}
+	return ""
+}
+
+// get returns the text of the field named name ("" when absent).
+func (v *view) get(vals values, name string) (string, bool) {
+	i, ok := v.index[name]
+	if !ok || !vals[i].ok {
+		return "", false
+	}
+	return vals[i].text, true
 }

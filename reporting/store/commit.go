@@ -49,57 +49,11 @@ func (b *Bolt) Append(ctx context.Context, recs []Record) ([]Result, error) {
 	return b.submit(ctx, recs)
 }
 
-// maxLinger bounds how long the committer waits for more requests after a
-// commit (see commitLoop).
-const maxLinger = time.Millisecond
-
-// commitLoop is the committer: it owns every write of events. It takes the
-// requests queued at the moment (up to maxBatch records) into one
-// transaction, and exits when reqs is closed and drained.
-//
-// Appenders answered by a commit come back a moment later (an HTTP round
-// trip), while those that queued during the commit are taken at once; left
-// alone, the appenders split into two groups that commit in turn, each at
-// half the batch. So when fewer requests are queued than were in flight at
-// the last commit, the committer lingers for the rest, at most half the last
-// commit's duration (and maxLinger) after it ended: the groups merge and
-// every fsync serves all of them. A lone appender never waits: one request
-// is all it had in flight.
+// commitLoop is the committer: it owns every write of events (see
+// appendQueue.gather).
 func (b *Bolt) commitLoop() {
 	defer close(b.commitDone)
-	g := newBatcher(b.reqs, b.maxBatch)
-	var (
-		lastEnd time.Time
-		linger  time.Duration
-		timer   = time.NewTimer(time.Hour)
-	)
-	timer.Stop()
-	for g.begin() {
-		if !b.noGroup {
-			g.drain()
-		}
-		if !b.noGroup && !g.full() && int64(len(g.batch)) < b.peak {
-			if d := time.Until(lastEnd.Add(linger)); d > 0 {
-				timer.Reset(d)
-			gather:
-				for int64(len(g.batch)) < b.peak && g.n < g.max {
-					select {
-					case req, ok := <-b.reqs:
-						if !g.take(req, ok) {
-							break gather
-						}
-					case <-timer.C:
-						break gather
-					}
-				}
-				timer.Stop()
-			}
-		}
-		start := time.Now()
-		b.commit(g.batch)
-		lastEnd = time.Now()
-		linger = min(lastEnd.Sub(start)/2, maxLinger)
-	}
+	b.gather(b.maxBatch, b.noGroup, &b.peak, b.commit)
 }
 
 // commit writes one batch in one transaction and answers its requests. When
@@ -152,7 +106,7 @@ func (b *Bolt) commit(batch []*request) {
 					}
 				}
 				seq++
-				ev := Event{Seq: seq, Time: evTime, Name: rec.Name, Data: rec.Data, Meta: rec.Meta}
+				ev := Event{Seq: seq, Time: evTime, Name: rec.Name, Data: rec.Data, Meta: rec.Meta, Fields: rec.Fields}
 				val, data := encodeEvent(&ev, rec.DedupKey)
 				ev.Data = data
 				if len(data) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // appendQueue hands Append's records to a log's single committer goroutine
@@ -127,3 +128,56 @@ func (g *batcher) drain() {
 // full reports whether the batch can take no more: it holds max records, a
 // request waits for the next batch, or the queue is closed.
 func (g *batcher) full() bool { return g.n >= g.max || g.next != nil || !g.open }
+
+// maxLinger bounds how long the committer waits for more requests after a
+// commit (see commitLoop).
+const maxLinger = time.Millisecond
+
+// gather is a log's committer loop: it takes the requests queued at the
+// moment (up to max records) into one batch, hands it to commit, and returns
+// when reqs is closed and drained. peak is the number of appenders in flight
+// when commit answered its last batch (commit sets it).
+//
+// Appenders answered by a commit come back a moment later (an HTTP round
+// trip), while those that queued during the commit are taken at once; left
+// alone, the appenders split into two groups that commit in turn, each at
+// half the batch. So when fewer requests are queued than were in flight at
+// the last commit, the committer lingers for the rest, at most half the last
+// commit's duration (and maxLinger) after it ended: the groups merge and
+// every fsync serves all of them. A lone appender never waits: one request
+// is all it had in flight.
+func (q *appendQueue) gather(max int, noGroup bool, peak *int64, commit func([]*request)) {
+	g := newBatcher(q.reqs, max)
+	var (
+		lastEnd time.Time
+		linger  time.Duration
+		timer   = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	for g.begin() {
+		if !noGroup {
+			g.drain()
+		}
+		if !noGroup && !g.full() && int64(len(g.batch)) < *peak {
+			if d := time.Until(lastEnd.Add(linger)); d > 0 {
+				timer.Reset(d)
+			gather:
+				for int64(len(g.batch)) < *peak && g.n < g.max {
+					select {
+					case req, ok := <-q.reqs:
+						if !g.take(req, ok) {
+							break gather
+						}
+					case <-timer.C:
+						break gather
+					}
+				}
+				timer.Stop()
+			}
+		}
+		start := time.Now()
+		commit(g.batch)
+		lastEnd = time.Now()
+		linger = min(lastEnd.Sub(start)/2, maxLinger)
+	}
+}

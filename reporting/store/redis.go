@@ -213,6 +213,7 @@ func decodeMessage(m redis.XMessage) Event {
 	}
 	if d := str("d"); d != "" {
 		ev.Data = []byte(d)
+		ev.Fields = ScalarFields(ev.Data)
 	}
 	return ev
 }

@@ -162,7 +162,7 @@ func (r *Redis) commitLocked(live []*request) ([][]Result, error) {
 		var keys []BucketKey
 		for _, req := range live {
 			for _, rec := range req.recs {
-				keys = append(keys, pf.Prefetch(Event{Name: rec.Name, Data: rec.Data, Meta: rec.Meta})...)
+				keys = append(keys, pf.Prefetch(Event{Name: rec.Name, Data: rec.Data, Meta: rec.Meta, Fields: rec.Fields})...)
 			}
 		}
 		kv.prefetch(keys)
@@ -194,7 +194,7 @@ func (r *Redis) commitLocked(live []*request) ([][]Result, error) {
 					meta.Origin = r.instance
 				}
 				data := append([]byte(nil), rec.Data...)
-				ev := Event{Seq: seq, Time: evTime, Name: rec.Name, Data: data, Meta: meta}
+				ev := Event{Seq: seq, Time: evTime, Name: rec.Name, Data: data, Meta: meta, Fields: rec.Fields}
 				if len(data) == 0 {
 					ev.Data = nil
 				}

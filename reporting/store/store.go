@@ -25,6 +25,10 @@ type Record struct {
 	// key was already committed (within the retention window) is not stored
 	// again and its Result reports the first seq with Duplicate set.
 	DedupKey string
+	// Fields, when not nil, is the text of Data's top-level scalars (see
+	// Event.Fields), as the decoder read them; it becomes the committed
+	// Event's Fields.
+	Fields map[string]string
 }
 
 // Meta holds routing facts about an event.
@@ -45,6 +49,15 @@ type Event struct {
 	Name string          `json:"name"`
 	Data json.RawMessage `json:"data"`
 	Meta Meta            `json:"meta"`
+	// Fields is the text of every top-level scalar member of Data (strings
+	// unescaped; numbers, true, false and null as written; objects and
+	// arrays left out), for routing filters and projections, so that they
+	// need not parse Data again. Append takes it from Record.Fields (ingest
+	// fills it while decoding); Read fills it from Data (ScalarFields). It
+	// is not stored: Data is the record. It must not be modified: events
+	// are shared. Nil when Data is not an object (or, for an appended
+	// record, when the appender did not fill it).
+	Fields map[string]string `json:"-"`
 }
 
 // Result is the outcome of appending one record.
@@ -73,7 +86,7 @@ type Projector interface {
 	Project(kv KV, ev Event) error
 }
 
-// Log is the event log. The embedded (bbolt) and Redis implementations both
+// Log is the event log. The embedded (Pebble; bbolt before) and Redis implementations all
 // satisfy it.
 type Log interface {
 	// Append stores recs durably as one unit (all or nothing) and returns one

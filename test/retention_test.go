@@ -1,0 +1,35 @@
+package test
+
+import (
+	"testing"
+	"time"
+
+	"iproc/server"
+)
+
+// TestHistoryPrunesJourneysAndDedupKeys: with --history 1s, a journey and
+// the dedup key of the notification that made it are gone once pruned: the
+// journey is report.notFound and the same GSW_MESSAGE_GUID is accepted as
+// new (a new seq, not duplicate).
+func TestHistoryPrunesJourneysAndDedupKeys(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.History = time.Second })
+	const guid, attempt = "RET-MSG-1", "RET-ATT-1"
+	status, first := post(t, ts.URL+pathCP, jsonOf(contactProcessed(guid, attempt, "1001")), nil)
+	if status != 200 {
+		t.Fatalf("post: %d %v", status, first)
+	}
+	sup := dial(t, ts.WS)
+	sup.login("2001")
+	if lines := journeyLines(t, sup.request("report.calljourney", map[string]any{"CallId": attempt}, "")); len(lines) == 0 {
+		t.Fatal("no journey right after the post")
+	}
+	checkFor(t, 15*time.Second, "the journey pruned", func() bool {
+		resp := sup.request("report.calljourney", map[string]any{"CallId": attempt}, "")
+		f, _ := resp["failure"].(map[string]any)
+		return f != nil && f["code"] == "report.notFound"
+	})
+	status, again := post(t, ts.URL+pathCP, jsonOf(contactProcessed(guid, attempt, "1001")), nil)
+	if status != 200 || again["duplicate"] == true || seqOf(t, again) <= seqOf(t, first) {
+		t.Fatalf("after pruning, the same GUID: %d %v (first %v)", status, again, first)
+	}
+}
