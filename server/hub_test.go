@@ -26,6 +26,7 @@ func TestIngestRefusedWhileDeliveryIsFarBehind(t *testing.T) {
 			`{"event_id":"_cbe_on_service_create","timestamp":"1700000000","_service_id":"s1"}`)))
 		req.Header.Set("Content-Type", "application/json")
 		req.RemoteAddr = "127.0.0.1:1234"
+		req.Host = "127.0.0.1" // httptest's default Host is refused (421)
 		w := httptest.NewRecorder()
 		s.Handler().ServeHTTP(w, req)
 		return w
