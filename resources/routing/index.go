@@ -132,7 +132,7 @@ func (ix *Index[S]) Receives(sub S, ev store.Event) bool {
 	if e == nil || !e.indexed {
 		return false
 	}
-	fc := fieldCache{data: ev.Data}
+	fc := fieldCache{data: ev.Data, fields: ev.Fields}
 	return ix.receives(e, ev, &fc)
 }
 
@@ -155,7 +155,7 @@ func (ix *Index[S]) RouteRun(run []store.Event, deliver func(sub S, i int)) {
 	topic := run[0].Name
 	facts := make([]fieldCache, len(run))
 	for i := range run {
-		facts[i].data = run[i].Data
+		facts[i].data, facts[i].fields = run[i].Data, run[i].Fields
 	}
 	var buf [4][]*entry[S]
 	ix.mu.RLock()
@@ -282,10 +282,12 @@ func (ix *Index[S]) dropLocked(sub S, topic string) {
 	}
 }
 
-// fieldCache remembers the fields looked up in one event's data, so that
-// each is scanned for once however many filters ask.
+// fieldCache gives the fields of one event's data: from the fields decoded
+// at ingest (store.Event.Fields) when the event carries them, else scanned
+// for in the data, each once however many filters ask.
 type fieldCache struct {
 	data   []byte
+	fields map[string]string
 	looked []fieldText
 }
 
@@ -295,6 +297,10 @@ type fieldText struct {
 }
 
 func (c *fieldCache) text(name string) (string, bool) {
+	if c.fields != nil {
+		t, ok := c.fields[name]
+		return t, ok
+	}
 	for _, f := range c.looked {
 		if f.name == name {
 			return f.text, f.ok

@@ -198,3 +198,15 @@ func TestRouteRunOrder(t *testing.T) {
 		t.Fatalf("deliveries %v, want %v", got, want)
 	}
 }
+
+// Fields decoded at ingest are used when the event carries them: the data
+// is not scanned again.
+func TestRouteUsesDecodedFields(t *testing.T) {
+	ix := New[string](NewCustomerFields(DefaultCustomerFields...))
+	ix.Subscribe("g1", sup, []string{protocol.TopicContactProcessed}, Filter{"GSW_CAMPAIGN_GROUP_GUID": "G1"})
+	ev := store.Event{Seq: 1, Name: protocol.TopicContactProcessed, Data: json.RawMessage(`{}`),
+		Fields: map[string]string{"GSW_CAMPAIGN_GROUP_GUID": "G1"}}
+	if got := receivers(ix, ev); !slices.Equal(got, []string{"g1"}) || !ix.Receives("g1", ev) {
+		t.Fatalf("receivers %v: the decoded fields were not used", got)
+	}
+}
