@@ -2,7 +2,6 @@ package test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,19 +28,10 @@ func withNewAgent(t *testing.T, doc []byte) string {
 // getDirectory reads GET /admin/directory.
 func getDirectory(t *testing.T, url, token string) (int, map[string]any, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url+"/admin/directory", nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	status, _, body := adminRequest(t, http.MethodGet, url, "", token)
 	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return resp.StatusCode, m, string(b)
+	_ = json.Unmarshal([]byte(body), &m)
+	return status, m, body
 }
 
 // The directory is one for the instance domain: a reload on A reaches a

@@ -238,7 +238,14 @@ func TestTeamStatusEventsInOrder(t *testing.T) {
 // WWW-Authenticate header and the body.
 func putDirectory(t *testing.T, url, body, token string) (int, string, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, url+"/admin/directory", strings.NewReader(body))
+	return adminRequest(t, http.MethodPut, url, body, token)
+}
+
+// adminRequest sends method to /admin/directory with the admin token, and
+// returns the status, the WWW-Authenticate header and the body.
+func adminRequest(t *testing.T, method, url, body, token string) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url+"/admin/directory", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,9 +36,12 @@ type Viewer struct {
 // ContactProcessed (GSW_AGENT_ID), callback (c_agent_id) and CDR (ext)
 // events, and never a campaign group state.
 func Entitled(v Viewer, ev store.Event) bool {
-	if v.SeesAll {
-		return true
-	}
+	return v.SeesAll || v.isOwner(ev)
+}
+
+// isOwner reports whether ev belongs to v's agent: it names the agent (or,
+// for a CDR, its extension).
+func (v Viewer) isOwner(ev store.Event) bool {
 	own, ok := ownerOf(ev)
 	if !ok {
 		return false

@@ -194,13 +194,5 @@ func MaskValue(s string) string {
 // event ev whole: v is the agent ev belongs to, or may see customer data in
 // full.
 func WholeCustomerData(v Viewer, ev store.Event) bool {
-	if v.FullCustomerData {
-		return true
-	}
-	own, ok := ownerOf(ev)
-	if !ok {
-		return false
-	}
-	mine, ok := v.owns(ev.Name)
-	return ok && own == mine
+	return v.FullCustomerData || v.isOwner(ev)
 }
