@@ -332,7 +332,11 @@ func TestSlowConsumerLosesNothing(t *testing.T) {
 	// blocked writer is still waiting when the client reads again and the
 	// 1013 close frame reaches it (a shorter one would time the write out
 	// and end the connection without a close frame, 1006).
-	ts := startServer(t, func(c *server.Config) { c.SendQueueSize = 4; c.WriteWait = 30 * time.Second })
+	// The session grace outlasts the posting too: on a loaded machine 240
+	// posts of 32 KiB took longer than the harness's 5 s.
+	ts := startServer(t, func(c *server.Config) {
+		c.SendQueueSize, c.WriteWait, c.SessionGrace = 4, 30*time.Second, 2*time.Minute
+	})
 	ws, _, err := websocket.DefaultDialer.Dial(ts.WS, nil)
 	if err != nil {
 		t.Fatal(err)
