@@ -255,7 +255,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	} else {
 		st, err = s.openLocalLog(cfg, log)
 	}
-	if errors.Is(err, berrors.ErrTimeout) { // bbolt's file lock is held
+	if errors.Is(err, berrors.ErrTimeout) || errors.Is(err, store.ErrLocked) { // the store's file lock is held
 		s.closeRedis()
 		return nil, fmt.Errorf("%w %s (stop it, or give this one another --data folder)", ErrDataInUse, cfg.DataDir)
 	}

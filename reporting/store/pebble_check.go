@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -105,8 +106,8 @@ func openPebbleDB(dir string, log zerolog.Logger) (db *pebble.DB, err error) {
 	}
 	db, err = pebble.Open(dir, opts)
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
-			return nil, fmt.Errorf("store: open %s: the database is locked by another process: %w", dir, err)
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "lock") {
+			return nil, fmt.Errorf("%w: %s: %w", ErrLocked, dir, err)
 		}
 		return nil, damaged(dir, "cannot be opened: "+err.Error())
 	}

@@ -103,6 +103,9 @@ type Log interface {
 	Close() error
 }
 
+// ErrLocked means another process holds the data folder's store open.
+var ErrLocked = errors.New("store: the event log is in use by another process")
+
 // ErrClosed is returned by operations on a closed log.
 var ErrClosed = errors.New("store: closed")
 
