@@ -8,7 +8,7 @@ import (
 	"net/http"
 
 	"iproc/protocol"
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 )
 
 // maxDirectoryBytes bounds an uploaded directory.

@@ -32,10 +32,10 @@ import (
 
 	"iproc/protocol"
 	"iproc/reporting/cdr"
+	"iproc/reporting/directory"
 	"iproc/reporting/journey"
 	"iproc/reporting/store"
 	"iproc/reporting/teamstatus"
-	"iproc/resources/directory"
 	"iproc/resources/report"
 	"iproc/resources/session"
 	"iproc/resources/sso"

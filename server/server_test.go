@@ -15,7 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 	"iproc/resources/session"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"iproc/cmd/iproc/demo"
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 	"iproc/server"
 )
 
@@ -25,7 +25,7 @@ import (
 // testPassword at bcrypt cost 4.
 func demoDirectoryFast(t *testing.T) *directory.Directory {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "resources", "directory", "demo.json"))
+	raw, err := os.ReadFile(filepath.Join("..", "reporting", "directory", "demo.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 	"iproc/server"
 )
 

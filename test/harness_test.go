@@ -22,7 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 	"iproc/server"
 )
 

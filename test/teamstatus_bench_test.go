@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 )
 
 // benchDirectory writes a directory of one team "T" with agents a000…

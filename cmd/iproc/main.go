@@ -29,8 +29,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
+	"iproc/reporting/directory"
 	"iproc/reporting/store"
-	"iproc/resources/directory"
 	"iproc/server"
 )
 

@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"iproc/protocol"
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 )
 
 // Deliver hands frames to watcher w; the frames of a memberstatuschanged

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 )
 
 func dir(t *testing.T, doc string) *directory.Directory {

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"iproc/reporting/directory"
 	"iproc/reporting/store"
-	"iproc/resources/directory"
 )
 
 // The directory is one for the whole instance domain. A reload, on any

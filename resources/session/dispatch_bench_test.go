@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"iproc/protocol"
+	"iproc/reporting/directory"
 	"iproc/reporting/store"
 	"iproc/reporting/teamstatus"
-	"iproc/resources/directory"
 )
 
 // nopLog is a store.Log that stores nothing, for benchmarks of the routing

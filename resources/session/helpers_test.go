@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"iproc/protocol"
+	"iproc/reporting/directory"
 	"iproc/reporting/store"
 	"iproc/reporting/teamstatus"
-	"iproc/resources/directory"
 )
 
 const testPassword = "pw-for-tests"

@@ -5,7 +5,7 @@ import (
 	"errors"
 
 	"iproc/protocol"
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 )
 
 // Logins are a password checked against the directory, or, with single

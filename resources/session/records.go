@@ -8,9 +8,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"iproc/reporting/directory"
 	"iproc/reporting/store"
 	"iproc/reporting/teamstatus"
-	"iproc/resources/directory"
 	"iproc/resources/routing"
 )
 

@@ -16,9 +16,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
+	"iproc/reporting/directory"
 	"iproc/reporting/store"
 	"iproc/reporting/teamstatus"
-	"iproc/resources/directory"
 	"iproc/resources/routing"
 )
 

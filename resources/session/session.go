@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"iproc/protocol"
-	"iproc/resources/directory"
+	"iproc/reporting/directory"
 	"iproc/resources/routing"
 )
 
