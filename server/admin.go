@@ -71,7 +71,7 @@ func (s *Server) getDirectory(w http.ResponseWriter, r *http.Request) {
 	}
 	dir, version := s.sessions.DirectoryVersion()
 	pub := dir.Public()
-	writeJSON(w, http.StatusOK, map[string]any{"version": version, "agents": pub.Agents, "teams": pub.Teams})
+	writeJSON(w, http.StatusOK, map[string]any{"version": version, "agents": pub.Agents, "teams": pub.Teams, "reasonCodes": pub.ReasonCodes})
 }
 
 func (s *Server) loadDirectory() (*directory.Directory, error) {

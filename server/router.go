@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
 	"runtime/debug"
 	"time"
 
@@ -29,8 +30,8 @@ type router struct {
 	log      zerolog.Logger
 	// requests counts requests by command and result.
 	requests *prometheus.CounterVec
-	// capabilities is the answer to getCapabilities, the same for every
-	// connection.
+	// capabilities is the answer to getCapabilities but for reasonCodes,
+	// which come from the directory in force.
 	capabilities map[string]any
 }
 
@@ -83,7 +84,7 @@ func (rt *router) dispatch(ctx context.Context, c *conn, req *protocol.Request) 
 	}
 	switch req.Command {
 	case protocol.CmdGetCapabilities:
-		return ok(rt.capabilities), nil
+		return ok(rt.capabilitiesNow()), nil
 	case protocol.CmdPing:
 		return ok(map[string]string{"time": time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")}), nil
 	case protocol.CmdPrepareSession:
@@ -245,4 +246,16 @@ func metricCommand(cmd string) string {
 		return cmd
 	}
 	return "other"
+}
+
+// capabilitiesNow is the answer to getCapabilities: the server's, with the
+// reason-code labels of the directory in force.
+func (rt *router) capabilitiesNow() map[string]any {
+	out := maps.Clone(rt.capabilities)
+	reasons := rt.sessions.Directory().ReasonCodes()
+	if reasons == nil {
+		reasons = map[string]string{}
+	}
+	out["reasonCodes"] = reasons
+	return out
 }

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"iproc/reporting/directory"
+	"iproc/server"
 )
 
 // withNewAgent adds agent 1005 (Eve, extension 5005) to directory doc.
@@ -114,4 +117,28 @@ func TestDirectoryReloadReplayedOnResume(t *testing.T) {
 		"teamadded 2001 t3 Retention 1003/Agent/Cy Dunn/logged_out/ 2001/Supervisor/Sue Pervis/not_ready/login",
 		"teamremoved 2001 t2 Support",
 	)
+}
+
+// The directory's reason-code labels reach desktops through
+// getCapabilities, and follow reloads.
+func TestReasonCodeLabelsFromTheDirectory(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.Directory = directory.Demo() })
+	c := dial(t, ts.WS)
+	caps := success(t, c.request("getCapabilities", nil, ""))
+	if codes, _ := caps["reasonCodes"].(map[string]any); codes["32"] != "Training" || codes["1"] != "Break" {
+		t.Fatalf("reasonCodes of the demo directory: %v", caps["reasonCodes"])
+	}
+	var doc map[string]any
+	_ = json.Unmarshal(testDirectoryJSON(t), &doc)
+	doc["reasonCodes"] = map[string]string{"7": "Coaching"}
+	if status, _, body := putDirectory(t, ts.URL, jsonOf(doc), ""); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	caps = success(t, c.request("getCapabilities", nil, ""))
+	if codes, _ := caps["reasonCodes"].(map[string]any); len(codes) != 1 || codes["7"] != "Coaching" {
+		t.Fatalf("reasonCodes after the reload: %v", caps["reasonCodes"])
+	}
+	if _, got, raw := getDirectory(t, ts.URL, ""); got["reasonCodes"] == nil {
+		t.Fatalf("GET /admin/directory without reasonCodes: %s", raw)
+	}
 }

@@ -11,6 +11,7 @@ package directory
 import (
 	_ "embed"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -106,7 +107,13 @@ type Directory struct {
 	teamsOf   map[string][]Team // agent id → teams it is in or supervises, sorted by id
 	dummyHash []byte            // compared against for unknown ids (see Authenticate)
 	raw       []byte            // the JSON it was parsed from
+	reasons   map[string]string // reason code → label (optional)
 }
+
+// ReasonCodes returns the labels of the reason codes agents set with
+// setState (the directory file's optional "reasonCodes"), for desktops to
+// show words rather than codes; nil when there are none.
+func (d *Directory) ReasonCodes() map[string]string { return maps.Clone(d.reasons) }
 
 // Load reads and parses the directory file at path. Its errors name the file.
 func Load(path string) (*Directory, error) {
@@ -179,15 +186,16 @@ type PublicAgent struct {
 }
 
 // Public is the directory without secrets: agents without password hashes,
-// and teams, each sorted by id.
+// and teams, each sorted by id, and the reason-code labels.
 type Public struct {
-	Agents []PublicAgent `json:"agents"`
-	Teams  []Team        `json:"teams"`
+	Agents      []PublicAgent     `json:"agents"`
+	Teams       []Team            `json:"teams"`
+	ReasonCodes map[string]string `json:"reasonCodes,omitempty"`
 }
 
 // Public returns the directory without its password hashes.
 func (d *Directory) Public() Public {
-	out := Public{Agents: make([]PublicAgent, 0, len(d.agentList)), Teams: d.Teams()}
+	out := Public{Agents: make([]PublicAgent, 0, len(d.agentList)), Teams: d.Teams(), ReasonCodes: d.ReasonCodes()}
 	for _, a := range d.agentList {
 		out.Agents = append(out.Agents, PublicAgent{ID: a.ID, Name: a.Name, Type: a.Type, Extension: a.Extension, CustomerData: a.CustomerData})
 	}

@@ -345,3 +345,31 @@ func TestConcurrentReads(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+func TestReasonCodes(t *testing.T) {
+	base := `{"agents":[{"id":"1","name":"A","type":"Agent","passwordHash":"` + testHash() + `"}],"teams":[]`
+	d, err := Parse([]byte(base + `,"reasonCodes":{"1":"Break","32":"Training"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.ReasonCodes(); len(got) != 2 || got["32"] != "Training" {
+		t.Fatalf("ReasonCodes() = %v", got)
+	}
+	if pub := d.Public(); pub.ReasonCodes["1"] != "Break" {
+		t.Fatalf("Public().ReasonCodes = %v", pub.ReasonCodes)
+	}
+	if none, err := Parse([]byte(base + `}`)); err != nil || none.ReasonCodes() != nil {
+		t.Fatalf("without reasonCodes: %v, %v", none.ReasonCodes(), err)
+	}
+	for _, bad := range []struct{ codes, want string }{
+		{`[]`, `"reasonCodes": must be a JSON object`},
+		{`{"1":5}`, `"1" must be a string`},
+		{`{"1":"  "}`, `code "1" needs a code and a label`},
+		{`{"1":"` + strings.Repeat("x", 65) + `"}`, `longer than 64 bytes`},
+	} {
+		_, err := Parse([]byte(base + `,"reasonCodes":` + bad.codes + `}`))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("reasonCodes %s: %v, want a problem containing %q", bad.codes, err, bad.want)
+		}
+	}
+}

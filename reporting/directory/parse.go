@@ -76,8 +76,8 @@ func (p *parser) parse(data []byte) *Directory {
 		return nil
 	}
 	for _, k := range slices.Sorted(maps.Keys(top)) {
-		if k != "agents" && k != "teams" {
-			p.add(`unknown top-level field %s (a directory has only "agents" and "teams")`, quote(k))
+		if k != "agents" && k != "teams" && k != "reasonCodes" {
+			p.add(`unknown top-level field %s (a directory has only "agents", "teams" and "reasonCodes")`, quote(k))
 		}
 	}
 
@@ -88,6 +88,7 @@ func (p *parser) parse(data []byte) *Directory {
 	}
 	costs := p.agents(top, d)
 	p.teams(top, d)
+	p.reasonCodes(top, d)
 	if len(p.problems) > 0 {
 		return nil
 	}
@@ -180,6 +181,42 @@ func (p *parser) agents(top map[string]json.RawMessage, d *Directory) (costs map
 		d.agents[a.ID] = a
 	}
 	return costs
+}
+
+// Limits of the reason-code label table.
+const (
+	maxReasonCodes     = 1000
+	maxReasonLabelSize = 64
+)
+
+// reasonCodes decodes the optional top["reasonCodes"], an object of reason
+// code → label, into d.
+func (p *parser) reasonCodes(top map[string]json.RawMessage, d *Directory) {
+	raw, present := top["reasonCodes"]
+	if !present || isNull(raw) {
+		return
+	}
+	f, ok := p.object(raw, `"reasonCodes"`)
+	if !ok {
+		return
+	}
+	if len(f) > maxReasonCodes {
+		p.add(`"reasonCodes" has %d codes, more than %d`, len(f), maxReasonCodes)
+		return
+	}
+	d.reasons = make(map[string]string, len(f))
+	for _, code := range slices.Sorted(maps.Keys(f)) {
+		label, ok := p.str(f, code, `"reasonCodes"`)
+		switch {
+		case !ok: // already reported
+		case code == "" || strings.TrimSpace(label) == "":
+			p.add(`"reasonCodes": code %s needs a code and a label`, quote(code))
+		case len(label) > maxReasonLabelSize:
+			p.add(`"reasonCodes": the label of code %s is longer than %d bytes`, quote(code), maxReasonLabelSize)
+		default:
+			d.reasons[code] = label
+		}
+	}
 }
 
 // teams decodes and checks top["teams"] into d; d.agents must be complete.

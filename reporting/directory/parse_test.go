@@ -43,7 +43,7 @@ func TestParseInvalid(t *testing.T) {
 		{"null", []byte(`null`), "the directory must be a JSON object"},
 		{"empty input", []byte(``), "invalid JSON at line 1, column 1: unexpected end of JSON input"},
 		{"unknown top-level field", []byte(strings.Replace(string(doc(okAgents, okTeam)), `"teams"`, `"groups"`, 1)),
-			`unknown top-level field "groups" (a directory has only "agents" and "teams")`},
+			`unknown top-level field "groups" (a directory has only "agents", "teams" and "reasonCodes")`},
 		{"no agents", []byte(`{"teams": []}`), `"agents" is required`},
 		{"empty agents", doc(``, ``), `"agents" is empty: a directory needs at least one agent`},
 		{"agents not an array", []byte(`{"agents": {"id": "1"}}`), `"agents" must be an array`},

@@ -9,7 +9,8 @@ const LOG_MAX = 500;
 const STATUS_CLASS = {ready: 'st-ready', not_ready: 'st-not-ready', ACW: 'st-acw', logged_out: 'st-logged-out'};
 /** Words for the protocol's agent states. */
 const STATUS_LABEL = {ready: 'Ready', not_ready: 'Not ready', ACW: 'After call work', logged_out: 'Logged out'};
-/** Words for the reasons the server sets, and for the demo's reason codes. */
+/** Words for the reasons the server sets, the demo's reason codes, and
+ * (added at login from getCapabilities' reasonCodes) the directory's. */
 const REASON_LABEL = {
   login: 'Just logged in', closed: 'Logged out', expired: 'Session expired', override: 'Signed in elsewhere',
   1: 'Break', 32: 'Training',
@@ -141,6 +142,9 @@ client.on('state', (s) => {
 /** loadCapabilities shows the model field only when there is a choice. */
 async function loadCapabilities() {
   const r = await call('getCapabilities');
+  if (r?.result === 'success' && r.data?.reasonCodes && typeof r.data.reasonCodes === 'object') {
+    Object.assign(REASON_LABEL, r.data.reasonCodes);
+  }
   const models = r?.result === 'success' && Array.isArray(r.data?.models) ? r.data.models : [];
   if (models.length === 0) return;
   $('model').replaceChildren(...models.map((m) => el('option', {value: m}, m)));
