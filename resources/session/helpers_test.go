@@ -37,8 +37,12 @@ func testDirectory(t testing.TB) *directory.Directory {
 	return d
 }
 
-// openLog opens the embedded log in a temporary folder, with the
+// openLog opens an embedded log in a temporary folder, with the
 // projections the registry relies on; commits go to *dispatch once set.
+// It is the bbolt log, whose OnCommit runs before the appenders are
+// answered: when Append returns, the registry has dispatched the events,
+// so tests need not wait for them (the server's Pebble log answers first
+// and dispatches after, through the hub).
 func openLog(t testing.TB, dispatch *func([]store.Event)) store.Log {
 	t.Helper()
 	var mu sync.Mutex
