@@ -38,15 +38,7 @@ func (e *projectError) Unwrap() error { return e.err }
 // committer until that commit, so their memory must not be reused. Committed
 // events do not alias recs.
 func (b *Bolt) Append(ctx context.Context, recs []Record) ([]Result, error) {
-	if len(recs) == 0 {
-		if b.isClosed.Load() {
-			return nil, ErrClosed
-		}
-		return []Result{}, nil
-	}
-	b.inflight.Add(1)
-	defer b.inflight.Add(-1)
-	return b.submit(ctx, recs)
+	return b.append(ctx, recs)
 }
 
 // commitLoop is the committer: it owns every write of events (see
@@ -62,14 +54,7 @@ func (b *Bolt) commitLoop() {
 // whose events the projector refuses fails.
 func (b *Bolt) commit(batch []*request) {
 	// Requests whose callers already gave up are answered, not written.
-	live := batch[:0:0]
-	for _, req := range batch {
-		if err := req.ctx.Err(); err != nil {
-			req.reply <- reply{err: err}
-			continue
-		}
-		live = append(live, req)
-	}
+	live := liveRequests(batch)
 	if len(live) == 0 {
 		return
 	}

@@ -91,12 +91,10 @@ type Pebble struct {
 
 	appendQueue // Append's requests to the committer
 
-	// inflight counts the Append calls under way; peak, the committer's
-	// own, is inflight as it answered its last batch.
-	inflight atomic.Int64
-	peak     int64
-	head     atomic.Uint64
-	oldest   atomic.Uint64
+	// peak, the committer's own, is inflight as it answered its last batch.
+	peak   int64
+	head   atomic.Uint64
+	oldest atomic.Uint64
 	// boundsMu orders updates of oldest by the committer and the pruner.
 	boundsMu sync.Mutex
 	// writeErr holds the last storage failure, cleared by a good commit.

@@ -17,15 +17,7 @@ import (
 // committer until that commit, so their memory must not be reused. Committed
 // events do not alias recs.
 func (p *Pebble) Append(ctx context.Context, recs []Record) ([]Result, error) {
-	if len(recs) == 0 {
-		if p.isClosed.Load() {
-			return nil, ErrClosed
-		}
-		return []Result{}, nil
-	}
-	p.inflight.Add(1)
-	defer p.inflight.Add(-1)
-	return p.submit(ctx, recs)
+	return p.append(ctx, recs)
 }
 
 // commitLoop is the committer: it owns every write of events (see
@@ -41,14 +33,7 @@ func (p *Pebble) commitLoop() {
 // only the request whose events the projector refuses fails.
 func (p *Pebble) commit(batch []*request) {
 	// Requests whose callers already gave up are answered, not written.
-	live := batch[:0:0]
-	for _, req := range batch {
-		if err := req.ctx.Err(); err != nil {
-			req.reply <- reply{err: err}
-			continue
-		}
-		live = append(live, req)
-	}
+	live := liveRequests(batch)
 	if len(live) == 0 {
 		return
 	}

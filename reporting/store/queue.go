@@ -17,6 +17,37 @@ type appendQueue struct {
 	closed   bool
 	reqs     chan *request
 	isClosed atomic.Bool // closed, readable without mu
+	// inflight counts the Append calls under way (group commit lingers
+	// for them).
+	inflight atomic.Int64
+}
+
+// append is every log's Append: recs queued for the committer, as one
+// unit, and its answer; no records answer at once.
+func (q *appendQueue) append(ctx context.Context, recs []Record) ([]Result, error) {
+	if len(recs) == 0 {
+		if q.isClosed.Load() {
+			return nil, ErrClosed
+		}
+		return []Result{}, nil
+	}
+	q.inflight.Add(1)
+	defer q.inflight.Add(-1)
+	return q.submit(ctx, recs)
+}
+
+// liveRequests answers the requests of batch whose callers already gave up
+// (they are not written) and returns the others.
+func liveRequests(batch []*request) []*request {
+	live := batch[:0:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.reply <- reply{err: err}
+			continue
+		}
+		live = append(live, req)
+	}
+	return live
 }
 
 func newAppendQueue() appendQueue {

@@ -17,13 +17,7 @@ import (
 // share commits. The events reach OnCommit through the tail, possibly after
 // Append returned.
 func (r *Redis) Append(ctx context.Context, recs []Record) ([]Result, error) {
-	if len(recs) == 0 {
-		if r.isClosed.Load() {
-			return nil, ErrClosed
-		}
-		return []Result{}, nil
-	}
-	return r.submit(ctx, recs)
+	return r.append(ctx, recs)
 }
 
 // commitLoop gathers the queued requests (up to maxBatch records) into one
