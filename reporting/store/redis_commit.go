@@ -70,14 +70,7 @@ return 0`)
 // commit writes one batch and answers its requests. As in Bolt, when the
 // projector fails on a batch of several requests each is committed alone.
 func (r *Redis) commit(batch []*request) {
-	live := batch[:0:0]
-	for _, req := range batch {
-		if err := req.ctx.Err(); err != nil {
-			req.reply <- reply{err: err}
-			continue
-		}
-		live = append(live, req)
-	}
+	live := liveRequests(batch)
 	if len(live) == 0 {
 		return
 	}
