@@ -4,7 +4,7 @@ package protocol
 func Commands() []string {
 	return []string{CmdGetCapabilities, CmdPing, CmdPrepareSession, CmdResumeSession,
 		CmdGetState, CmdSetState, CmdSubscribe, CmdUnsubscribe, CmdCloseSession,
-		CmdCallJourney, CmdTeamStatusBegin, CmdTeamStatusEnd, CmdCampaignGroups}
+		CmdCallJourney, CmdTeamStatusBegin, CmdTeamStatusEnd, CmdCampaignGroups, CmdSources}
 }
 
 // Events lists every event name the server sends besides the topics, for

@@ -31,6 +31,7 @@ const (
 	CmdTeamStatusBegin = "report.teamstatus.begin"
 	CmdTeamStatusEnd   = "report.teamstatus.end"
 	CmdCampaignGroups  = "report.campaigngroups"
+	CmdSources         = "report.sources"
 )
 
 // Topics a session can subscribe to.
@@ -39,17 +40,20 @@ const (
 	TopicContactProcessed   = "outbound.contactProcessed"
 	TopicCallback           = "callback.status"
 	TopicCDR                = "dialer.cdr"
+	// TopicSourceHealth carries a source's status changes (SPEC §3.7):
+	// supervisors and team leads only.
+	TopicSourceHealth = "system.sourceHealth"
 )
 
 // Topics lists every subscribable topic.
 func Topics() []string {
-	return []string{TopicCampaignGroupState, TopicContactProcessed, TopicCallback, TopicCDR}
+	return []string{TopicCampaignGroupState, TopicContactProcessed, TopicCallback, TopicCDR, TopicSourceHealth}
 }
 
 // IsTopic reports whether name is a subscribable topic.
 func IsTopic(name string) bool {
 	switch name {
-	case TopicCampaignGroupState, TopicContactProcessed, TopicCallback, TopicCDR:
+	case TopicCampaignGroupState, TopicContactProcessed, TopicCallback, TopicCDR, TopicSourceHealth:
 		return true
 	}
 	return false
@@ -68,6 +72,10 @@ const (
 	EventMemberRemoved       = "report.teamstatus.memberremoved"
 	EventMemberStatusChanged = "report.teamstatus.memberstatuschanged"
 )
+
+// TimeLayout is the layout of the protocol's timestamps: RFC 3339 in UTC
+// with milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // Resource types and call models.
 const (
