@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"iproc/reporting/notify"
+	"iproc/reporting/sources"
 	"iproc/reporting/store"
 )
 
@@ -26,15 +27,15 @@ type decodeFunc func(body []byte, r *http.Request) (ns []notify.Notification, ma
 
 func (s *Server) ingestRoutes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /ingest/ocs/campaign-group-state", s.ingest("ocs_campaign_group_state", func(b []byte, _ *http.Request) ([]notify.Notification, bool, error) {
+	mux.Handle("POST /ingest/ocs/campaign-group-state", s.ingest("ocs_campaign_group_state", sources.CampaignGroupState, func(b []byte, _ *http.Request) ([]notify.Notification, bool, error) {
 		n, err := notify.DecodeCampaignGroupState(b)
 		return []notify.Notification{n}, false, err
 	}))
-	mux.Handle("POST /ingest/ocs/contact-processed", s.ingest("ocs_contact_processed", func(b []byte, r *http.Request) ([]notify.Notification, bool, error) {
+	mux.Handle("POST /ingest/ocs/contact-processed", s.ingest("ocs_contact_processed", sources.ContactProcessed, func(b []byte, r *http.Request) ([]notify.Notification, bool, error) {
 		n, err := notify.DecodeContactProcessed(b, r.Header.Get("ETag"))
 		return []notify.Notification{n}, false, err
 	}))
-	mux.Handle("POST /ingest/gms/callback", s.ingest("gms_callback", func(b []byte, _ *http.Request) ([]notify.Notification, bool, error) {
+	mux.Handle("POST /ingest/gms/callback", s.ingest("gms_callback", sources.Callback, func(b []byte, _ *http.Request) ([]notify.Notification, bool, error) {
 		return notify.DecodeCallback(b)
 	}))
 	mux.HandleFunc("/ingest/", func(w http.ResponseWriter, r *http.Request) {
@@ -44,8 +45,11 @@ func (s *Server) ingestRoutes() http.Handler {
 }
 
 // ingest is the common path of every notification endpoint: auth, limits,
-// decode + validate, one durable append, then the answer.
-func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
+// decode + validate, one durable append, then the answer. source labels its
+// metrics; health names it to the source health tracker, which counts the
+// bodies refused as invalid and the duplicates (what is stored it learns
+// from the log).
+func (s *Server) ingest(source, health string, decode decodeFunc) http.Handler {
 	// The metric children of this endpoint, looked up once.
 	latency := s.metrics.ingestLatency.WithLabelValues(source)
 	accepted := s.metrics.eventsIn.WithLabelValues(source)
@@ -53,6 +57,10 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 		start := time.Now()
 		reject := func(status int, code, msg string, fields ...string) {
 			s.metrics.ingestRejected.WithLabelValues(http.StatusText(status)).Inc()
+			switch status {
+			case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+				s.sources.Rejected(health, 1)
+			}
 			writeError(w, status, code, msg, fields...)
 		}
 		if status, msg := s.authorize(r, s.cfg.IngestToken); status != 0 {
@@ -117,15 +125,17 @@ func (s *Server) ingest(source string, decode decodeFunc) http.Handler {
 			s.bodyBufs.Put(buf)
 		}
 		latency.Observe(time.Since(start).Seconds())
-		dup := false
+		dup, dups := false, 0
 		for _, res := range results {
 			if res.Duplicate {
 				dup = true
+				dups++
 				s.metrics.duplicates.Inc()
 			} else {
 				accepted.Inc()
 			}
 		}
+		s.sources.Duplicates(health, dups)
 		if !many {
 			writeAccepted(w, results[0].Seq, dup)
 			return

@@ -53,6 +53,7 @@ func (s *Server) onCommit(evs []store.Event) {
 	for _, ev := range evs {
 		s.commits.mark(ev.Seq, now)
 	}
+	s.sources.Committed(evs)
 	s.hub.onCommit(evs)
 }
 

@@ -1,8 +1,13 @@
 package server
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"iproc/protocol"
+	"iproc/reporting/sources"
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own (no
@@ -29,7 +34,7 @@ type metrics struct {
 	replayToSocket  prometheus.Histogram
 }
 
-func newMetrics(sessions func() float64) *metrics {
+func newMetrics(sessions func() float64, sourceHealth func() []sources.Status) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	latencyBuckets := []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5}
@@ -51,9 +56,65 @@ func newMetrics(sessions func() float64) *metrics {
 	m.replayToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "iproc_replay_to_socket_seconds", Help: "From durable commit to the event frame written to a WebSocket, per event replayed by resumeSession (includes the client's time away).", Buckets: latencyBuckets})
 	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.framesIn, m.framesOut,
 		m.eventsIn, m.duplicates, m.eventsCommitted, m.deliveries, m.slowConsumers, m.refusedConns, m.ingestLatency,
-		m.deliveryLatency, m.ingestRejected, m.commitToSocket, m.replayToSocket,
+		m.deliveryLatency, m.ingestRejected, m.commitToSocket, m.replayToSocket, newSourcesCollector(sourceHealth),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
 	return m
+}
+
+// sourcesCollector exports the source health of report.sources (SPEC §3.7),
+// read at each scrape.
+type sourcesCollector struct {
+	report                            func() []sources.Status
+	status, lastSeen, lastMinute      *prometheus.Desc
+	listLength, nonEmpty, deadLetters *prometheus.Desc
+}
+
+func newSourcesCollector(report func() []sources.Status) *sourcesCollector {
+	return &sourcesCollector{
+		report:      report,
+		status:      prometheus.NewDesc("iproc_source_status", "1 for the status each notification source has now (unknown, ok, quiet, down), 0 for the others.", []string{"source", "status"}, nil),
+		lastSeen:    prometheus.NewDesc("iproc_source_last_seen_timestamp_seconds", "When the source's latest notification was stored (Unix time); absent before the first.", []string{"source"}, nil),
+		lastMinute:  prometheus.NewDesc("iproc_source_notifications_last_minute", "Notifications of the last 60 s by source and outcome (accepted, rejected, duplicate).", []string{"source", "outcome"}, nil),
+		listLength:  prometheus.NewDesc("iproc_dialer_list_length", "CDRs waiting in the dialer's Redis list.", nil, nil),
+		nonEmpty:    prometheus.NewDesc("iproc_dialer_list_nonempty_seconds", "How long the dialer's Redis list has been non-empty without a break (0 when empty).", nil, nil),
+		deadLetters: prometheus.NewDesc("iproc_dialer_dead_letters", "Elements of the dialer list's dead-letter list.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *sourcesCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.status, c.lastSeen, c.lastMinute, c.listLength, c.nonEmpty, c.deadLetters} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *sourcesCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, st := range c.report() {
+		for _, s := range sources.Statuses() {
+			v := 0.0
+			if s == st.Status {
+				v = 1
+			}
+			gauge(c.status, v, st.Source, s)
+		}
+		if st.LastSeen != nil {
+			if t, err := time.Parse(protocol.TimeLayout, *st.LastSeen); err == nil {
+				gauge(c.lastSeen, float64(t.UnixMilli())/1000, st.Source)
+			}
+		}
+		gauge(c.lastMinute, float64(st.PerMinute), st.Source, "accepted")
+		gauge(c.lastMinute, float64(st.RejectedPerMinute), st.Source, "rejected")
+		gauge(c.lastMinute, float64(st.DuplicatesPerMinute), st.Source, "duplicate")
+		if st.ListLength != nil {
+			gauge(c.listLength, float64(*st.ListLength))
+			gauge(c.nonEmpty, float64(*st.ListNonEmptySeconds))
+			gauge(c.deadLetters, float64(*st.DeadLetters))
+		}
+	}
 }

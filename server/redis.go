@@ -14,10 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"iproc/reporting/cdr"
-	"iproc/reporting/journey"
+	"iproc/reporting/sources"
 	"iproc/reporting/store"
-	"iproc/reporting/teamstatus"
-	"iproc/resources/session"
 )
 
 // eventLog is the event log the server writes to: the embedded store or
@@ -76,8 +74,10 @@ func (s *Server) startCDR() error {
 				s.metrics.eventsIn.WithLabelValues("dialer_cdr").Add(float64(n))
 			case "duplicate":
 				s.metrics.duplicates.Add(float64(n))
+				s.sources.Duplicates(sources.DialerCDR, n)
 			case "dead":
 				s.metrics.ingestRejected.WithLabelValues("dead_letter").Add(float64(n))
+				s.sources.Rejected(sources.DialerCDR, n)
 			}
 		},
 	})
@@ -87,6 +87,22 @@ func (s *Server) startCDR() error {
 	s.cdr = c
 	c.Start()
 	return nil
+}
+
+// probeDialer returns the reading of the dialer's lists for the source
+// health tracker; nil without Redis.
+func (s *Server) probeDialer() func(context.Context) sources.Probe {
+	if s.rdb == nil {
+		return nil
+	}
+	key := s.cfg.CDRKey
+	if key == "" {
+		key = cdr.DefaultKey
+	}
+	return func(ctx context.Context) sources.Probe {
+		length, dead, err := cdr.Probe(ctx, s.rdb, key)
+		return sources.Probe{ListLength: length, DeadLetters: dead, Err: err}
+	}
 }
 
 // redisReady reports why Redis, when configured, cannot be used now.
@@ -135,7 +151,7 @@ func (s *Server) openRedisLog() (eventLog, error) {
 		Domain:    s.cfg.InstanceDomain,
 		Instance:  s.instance,
 		History:   s.cfg.History,
-		Projector: projectors{journey.Projector{}, teamstatus.Projector{}, session.Projector{}},
+		Projector: logProjectors(),
 		OnCommit:  s.onCommit,
 		Log:       s.log.With().Str("component", "store").Logger(),
 	})

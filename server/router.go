@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"iproc/protocol"
+	"iproc/reporting/sources"
 	"iproc/resources/session"
 )
 
@@ -33,6 +34,13 @@ type router struct {
 	// capabilities is the answer to getCapabilities but for reasonCodes,
 	// which come from the directory in force.
 	capabilities map[string]any
+	// sources answers report.sources.
+	sources sourceReporter
+}
+
+// sourceReporter reports the health of the notification sources.
+type sourceReporter interface {
+	Report() []sources.Status
 }
 
 // handle runs one request for c and enqueues its response. Bad requests get
@@ -132,6 +140,15 @@ func (rt *router) dispatch(ctx context.Context, c *conn, req *protocol.Request) 
 				c.logAt(rt.log.Warn()).Err(err).Msg("persist team-status watch")
 			}
 		}
+	case protocol.CmdSources:
+		s := c.session()
+		if s == nil {
+			return fail(protocol.ErrSessionRequired), nil
+		}
+		if !s.Agent.Type.SeesAllTopics() {
+			return fail(protocol.Errorf(protocol.CodeForbidden, "report.sources is for supervisors and team leads")), nil
+		}
+		return ok(map[string]any{"sources": rt.sources.Report()}), nil
 	case protocol.CmdCallJourney, protocol.CmdCampaignGroups:
 		s := c.session()
 		if s == nil {
@@ -242,7 +259,7 @@ func metricCommand(cmd string) string {
 	case protocol.CmdGetCapabilities, protocol.CmdPing, protocol.CmdPrepareSession, protocol.CmdResumeSession,
 		protocol.CmdGetState, protocol.CmdSetState, protocol.CmdSubscribe, protocol.CmdUnsubscribe,
 		protocol.CmdCloseSession, protocol.CmdCallJourney, protocol.CmdTeamStatusBegin,
-		protocol.CmdTeamStatusEnd, protocol.CmdCampaignGroups:
+		protocol.CmdTeamStatusEnd, protocol.CmdCampaignGroups, protocol.CmdSources:
 		return cmd
 	}
 	return "other"

@@ -34,6 +34,7 @@ import (
 	"iproc/reporting/cdr"
 	"iproc/reporting/directory"
 	"iproc/reporting/journey"
+	"iproc/reporting/sources"
 	"iproc/reporting/store"
 	"iproc/reporting/teamstatus"
 	"iproc/resources/report"
@@ -123,6 +124,9 @@ type Config struct {
 	OIDCAgentClaim string
 	// NoPasswordLogin refuses password logins (single sign-on only).
 	NoPasswordLogin bool
+	// SourceQuiet is the silence after which a notification source that
+	// sent before is reported quiet (SPEC §3.7). Zero means 5m.
+	SourceQuiet time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -184,6 +188,7 @@ type Server struct {
 	cluster  clusterInfo   // set with the Redis log
 	sessions *session.Registry
 	sso      *sso.Verifier // nil without OIDCIssuer
+	sources  *sources.Tracker
 	router   *router
 	hub      *hub
 	metrics  *metrics
@@ -232,12 +237,16 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.sources = sources.NewTracker(sources.Config{
+		Quiet: cfg.SourceQuiet, Dialer: cfg.RedisURL != "",
+		Logger: log.With().Str("component", "sources").Logger(),
+	})
 	s.metrics = newMetrics(func() float64 {
 		if s.sessions == nil {
 			return 0
 		}
 		return float64(s.sessions.Count())
-	})
+	}, s.sources.Report)
 	s.hub = newHub(s.metrics)
 	if cfg.RedisURL != "" {
 		var err error
@@ -264,6 +273,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("data %s: %w", cfg.DataDir, err)
 	}
 	s.store = st
+	if err := st.View(func(kv store.KV) error { s.sources.Restore(kv); return nil }); err != nil {
+		st.Close()
+		s.closeRedis()
+		return nil, fmt.Errorf("data %s: read source health: %w", cfg.DataDir, err)
+	}
 	verifyToken, err := s.tokenVerifier()
 	if err != nil {
 		st.Close()
@@ -284,7 +298,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	s.hub.start(s.sessions)
 	s.router = &router{sessions: s.sessions, reports: report.New(st, s.sessions.CustomerFields()), log: log,
-		requests: s.metrics.requests, capabilities: s.capabilities()}
+		requests: s.metrics.requests, capabilities: s.capabilities(), sources: s.sources}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:   256, // requests are small; larger frames are read in pieces
 		WriteBufferSize:  1024,
@@ -320,6 +334,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.sources.Run(s.ctx, st, s.probeDialer())
+	}()
 	return s, nil
 }
 
@@ -333,10 +352,15 @@ func (s *Server) openLocalLog(cfg Config, log zerolog.Logger) (eventLog, error) 
 		Dir:           filepath.Join(cfg.DataDir, store.PebbleDir),
 		History:       cfg.History,
 		NoGroupCommit: cfg.NoGroupCommit,
-		Projector:     projectors{journey.Projector{}, teamstatus.Projector{}, session.Projector{}},
+		Projector:     logProjectors(),
 		OnCommit:      s.onCommit,
 		Log:           log.With().Str("component", "store").Logger(),
 	})
+}
+
+// logProjectors are the projections every log keeps.
+func logProjectors() projectors {
+	return projectors{journey.Projector{}, teamstatus.Projector{}, session.Projector{}, sources.Projector{}}
 }
 
 // projectors runs several projectors in order.
@@ -392,12 +416,13 @@ func (s *Server) capabilities() map[string]any {
 	return map[string]any{
 		"models":          []string{protocol.ModelUCCX},
 		"resourceTypes":   []string{protocol.ResourceTypeSession, protocol.ResourceTypeReport},
-		"reports":         []string{protocol.CmdCallJourney, protocol.CmdTeamStatusBegin, protocol.CmdTeamStatusEnd, protocol.CmdCampaignGroups},
+		"reports":         []string{protocol.CmdCallJourney, protocol.CmdTeamStatusBegin, protocol.CmdTeamStatusEnd, protocol.CmdCampaignGroups, protocol.CmdSources},
 		"topics":          protocol.Topics(),
 		"maxMessageBytes": protocol.MaxMessageBytes,
 		"resume":          true,
 		"sessionGrace":    s.cfg.SessionGrace.String(),
 		"history":         s.cfg.History.String(),
+		"sourceQuiet":     s.sources.Quiet().String(),
 		"instance-domain": s.cfg.InstanceDomain,
 		"logins":          s.logins(),
 	}

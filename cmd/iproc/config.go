@@ -27,7 +27,7 @@ type options struct {
 	listen, tlsCert, tlsKey, directory, data, redis, cdrKey string
 	ingestToken, adminToken, allowedOrigins, instanceDomain string
 	ctiVendor, ctiVersion                                   string
-	sessionGrace, history                                   time.Duration
+	sessionGrace, history, sourceQuiet                      time.Duration
 	logLevel                                                zerolog.Level
 	logFormat                                               string
 	demo                                                    bool
@@ -61,6 +61,7 @@ var settings = []setting{
 	{"cti-version", "IPROC_CTI_VERSION", "UCCX", "contact-centre platform version reported in service.info", false},
 	{"session-grace", "IPROC_SESSION_GRACE", "60s", "how long a disconnected session can be resumed", false},
 	{"history", "IPROC_HISTORY", "24h", "how long events stay replayable", false},
+	{"source-quiet", "IPROC_SOURCE_QUIET", "5m", "a notification source silent this long after sending is reported quiet", false},
 	{"log-level", "IPROC_LOG_LEVEL", "info", "debug, info, warn or error", false},
 	{"log-format", "IPROC_LOG_FORMAT", "", "console or json (default: console on a TTY, else json)", false},
 	{"allowed-hosts", "IPROC_ALLOWED_HOSTS", "", "comma-separated Host names served besides loopback names and the listen address (DNS-rebinding defence)", false},
@@ -144,6 +145,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, fmt.Errorf("--listen / IPROC_LISTEN: %q is not host:port", o.listen)
 	}
 	if o.sessionGrace, err = positiveDuration("session-grace", "IPROC_SESSION_GRACE", v("session-grace")); err != nil {
+		return nil, err
+	}
+	if o.sourceQuiet, err = positiveDuration("source-quiet", "IPROC_SOURCE_QUIET", v("source-quiet")); err != nil {
 		return nil, err
 	}
 	if o.history, err = positiveDuration("history", "IPROC_HISTORY", v("history")); err != nil {
@@ -254,7 +258,7 @@ func (o *options) serverConfig() (server.Config, error) {
 	cfg := server.Config{
 		Addr: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, DataDir: o.data,
 		IngestToken: o.ingestToken, AdminToken: o.adminToken, InstanceDomain: o.instanceDomain,
-		SessionGrace: o.sessionGrace, History: o.history, Version: version,
+		SessionGrace: o.sessionGrace, History: o.history, SourceQuiet: o.sourceQuiet, Version: version,
 		DirectoryPath: o.directory, MaxConnections: o.maxConnections,
 		CTIVendor: o.ctiVendor, CTIVersion: o.ctiVersion,
 		OIDCIssuer: o.oidcIssuer, OIDCAudience: o.oidcAudience, OIDCAgentClaim: o.oidcAgentClaim,

@@ -132,6 +132,21 @@ func New(cfg Config) (*Consumer, error) {
 // ProcessingKey is the processing list of instance for the list key.
 func ProcessingKey(key, instance string) string { return key + ":processing:" + instance }
 
+// Probe reads how many CDRs wait in the list key and how many elements its
+// dead-letter list holds, in one round trip; err says why Redis could not
+// be read.
+func Probe(ctx context.Context, rdb *redis.Client, key string) (length, dead int64, err error) {
+	var l, d *redis.IntCmd
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		l = p.LLen(ctx, key)
+		d = p.LLen(ctx, DeadKey(key))
+		return nil
+	}); err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	return l.Val(), d.Val(), nil
+}
+
 // DeadKey is the dead-letter list for the list key.
 func DeadKey(key string) string { return key + ":dead" }
 
