@@ -96,7 +96,8 @@ func (p page) eval(expr string) string {
 // TestBrowserDebugPage drives the debug page in a real Chromium: log in as
 // a supervisor, see the team table fill, see a posted notification in the
 // event log, see another session's setState change the table, look up a
-// call journey and the campaign groups, use the console, survive a dropped
+// call journey and the campaign groups, watch the Sources panel turn ok,
+// use the console, survive a dropped
 // socket with resumeSession, and take a screenshot (the README's comes from
 // TestBrowserFirstFiveMinutes, with the demo directory).
 //
@@ -135,6 +136,10 @@ func TestBrowserDebugPage(t *testing.T) {
 		 document.querySelectorAll('#team-table tbody[data-team="t1"] tr[data-member]').length === 4 &&
 		 document.querySelectorAll('#team-table tbody[data-team="t2"] tr[data-member]').length === 3`)
 	// Team events carry since: the time in state is exact, not a lower bound.
+	p.waitFor("Sources panel: three sources, none heard from",
+		`document.querySelectorAll('#sources tr[data-source]').length === 3 &&
+		 [...document.querySelectorAll('#sources tr[data-source]')].every(r => r.dataset.status === 'unknown' &&
+		   r.querySelector('.last-seen').textContent === 'never')`)
 	p.waitFor("1002 shown not_ready (32)",
 		`(r => r && r.dataset.status === 'not_ready' && r.querySelector('.reason').textContent === 'Training' &&
 		  r.querySelector('.status').textContent === 'Not ready' &&
@@ -159,6 +164,16 @@ func TestBrowserDebugPage(t *testing.T) {
 		t.Fatalf("post callback: %d %v", status, body)
 	}
 	p.waitFor("callback.status in the event log", `document.querySelector('#event-log .event[data-name="callback.status"]') !== null`)
+	// The Sources panel: each source that sent turned ok through its
+	// system.sourceHealth event, with a lastSeen and a count.
+	p.waitFor("Sources panel: contact-processed, campaign groups and callbacks ok",
+		`['ocs.contactProcessed', 'ocs.campaignGroupState', 'gms.callback'].every(s =>
+		  (r => r && r.dataset.status === 'ok' && r.querySelector('.status').textContent === 'OK' &&
+		    / s ago$/.test(r.querySelector('.last-seen').textContent) &&
+		    r.querySelector('.per-minute').textContent === '1')(document.querySelector('#sources tr[data-source="' + s + '"]')))`)
+	if n := p.eval(`String(document.querySelectorAll('#event-log .event[data-name="system.sourceHealth"]').length)`); n != "3" {
+		t.Errorf("%s system.sourceHealth events in the log, want 3 (one per source that turned ok)", n)
+	}
 
 	// A second session sets its agent's state: the table follows.
 	ann := dial(t, ts.WS)

@@ -3,7 +3,7 @@
 // textContent or attributes, never through innerHTML.
 import {IprocClient} from './iproc-client.js';
 
-const TOPICS = ['outbound.campaignGroupState', 'outbound.contactProcessed', 'callback.status', 'dialer.cdr'];
+const TOPICS = ['outbound.campaignGroupState', 'outbound.contactProcessed', 'callback.status', 'dialer.cdr', 'system.sourceHealth'];
 const TEAM_PREFIX = 'report.teamstatus.';
 const LOG_MAX = 500;
 const STATUS_CLASS = {ready: 'st-ready', not_ready: 'st-not-ready', ACW: 'st-acw', logged_out: 'st-logged-out'};
@@ -145,6 +145,7 @@ async function loadCapabilities() {
   if (r?.result === 'success' && r.data?.reasonCodes && typeof r.data.reasonCodes === 'object') {
     Object.assign(REASON_LABEL, r.data.reasonCodes);
   }
+  if (typeof r?.data?.sourceQuiet === 'string') $('sources-quiet').textContent = r.data.sourceQuiet;
   const models = r?.result === 'success' && Array.isArray(r.data?.models) ? r.data.models : [];
   if (models.length === 0) return;
   $('model').replaceChildren(...models.map((m) => el('option', {value: m}, m)));
@@ -180,7 +181,8 @@ async function startSession(s) {
   await call('report.teamstatus.begin', {agentId: s.agentId});
   const r = await call('getState', {}, s.id);
   if (r?.result === 'success') showMyState(r.data);
-  loadCampaigns(true);
+  campaigns.load(true);
+  sources.load(true);
 }
 
 async function rereadReports() {
@@ -189,7 +191,8 @@ async function rereadReports() {
   await call('report.teamstatus.end', {agentId: s.agentId});
   clearTeams();
   await call('report.teamstatus.begin', {agentId: s.agentId});
-  if (campaigns.loaded) loadCampaigns();
+  if (campaigns.loaded) campaigns.load();
+  if (sources.loaded) sources.load();
 }
 
 function showServiceInfo(data) {
@@ -213,9 +216,8 @@ function clearReports() {
   $('my-state').className = '';
   clearTeams();
   $('journey').replaceChildren();
-  $('campaigns').replaceChildren();
-  campaigns.loaded = false;
-  campaigns.byGUID.clear();
+  campaigns.clear();
+  sources.clear();
   $('login-error').textContent = '';
   $('console-output').textContent = '';
   $('console-output').className = 'output';
@@ -553,7 +555,8 @@ $('journey-form').addEventListener('submit', (e) => {
 
 // ---- campaign groups ----------------------------------------------------------------
 
-const campaigns = {loaded: false, byGUID: new Map()};
+const campaigns = keyedReport('report.campaigngroups', 'campaigns', (d) => d.CampaignGroups,
+  (g) => g.GSW_CAMPAIGN_GROUP_GUID, () => showCampaigns());
 
 /** when formats GSW_DATE_TIME (UTC seconds with milliseconds) as an ISO-like UTC time. */
 function when(v) {
@@ -563,7 +566,7 @@ function when(v) {
 }
 
 function showCampaigns() {
-  const rows = [...campaigns.byGUID.values()]
+  const rows = [...campaigns.byKey.values()]
     .sort((a, b) => String(a.GSW_CAMPAIGN_GROUP_NAME).localeCompare(String(b.GSW_CAMPAIGN_GROUP_NAME)));
   $('campaigns').replaceChildren(el('div', {class: 'scroll'}, el('table', {},
     el('thead', {}, el('tr', {}, ...['GUID', 'Name', 'State', 'Date'].map((c) => el('th', {}, c)))),
@@ -574,23 +577,89 @@ function showCampaigns() {
       el('td', {}, when(g.GSW_DATE_TIME))))))));
 }
 
-/** loadCampaigns reads the campaign group states; quiet leaves a refusal (an agent's) unsaid. */
-async function loadCampaigns(quiet = false) {
-  const r = quiet ? await client.request('report.campaigngroups', {}).catch(() => null) : await call('report.campaigngroups');
-  if (r?.result !== 'success') {
-    if (quiet) return;
-    const p = el('p', {class: 'error'});
-    $('campaigns').replaceChildren(p);
-    showError(p, r);
-    return;
-  }
-  campaigns.loaded = true;
-  campaigns.byGUID.clear();
-  for (const g of r.data?.CampaignGroups ?? []) campaigns.byGUID.set(String(g.GSW_CAMPAIGN_GROUP_GUID), g);
-  showCampaigns();
+/**
+ * keyedReport is a report shown as rows by key, read whole by command into
+ * the element with id target: rows(data) lists them, key(row) names one,
+ * show() draws them. load(quiet) reads it again; quiet leaves a refusal (an
+ * agent's) unsaid and out of the event log, since the page asks for the
+ * supervisors' reports at every login. set(row) applies a live event.
+ */
+function keyedReport(command, target, rows, key, show) {
+  const rep = {
+    loaded: false,
+    byKey: new Map(),
+    async load(quiet = false) {
+      const r = quiet ? await client.request(command, {}).catch(() => null) : await call(command);
+      if (r?.result !== 'success') {
+        if (quiet && r?.failure?.code === 'auth.forbidden') {
+          $(target).replaceChildren(el('p', {class: 'hint'}, 'For supervisors and team leads.'));
+        } else if (!quiet) {
+          const p = el('p', {class: 'error'});
+          $(target).replaceChildren(p);
+          showError(p, r);
+        }
+        return;
+      }
+      rep.loaded = true;
+      rep.byKey.clear();
+      for (const row of rows(r.data ?? {}) ?? []) rep.byKey.set(String(key(row)), row);
+      show();
+    },
+    set(row) {
+      rep.byKey.set(String(key(row)), row);
+      show();
+    },
+    clear() {
+      rep.loaded = false;
+      rep.byKey.clear();
+      $(target).replaceChildren();
+    },
+  };
+  return rep;
 }
 
-$('campaigns-go').addEventListener('click', () => loadCampaigns());
+$('campaigns-go').addEventListener('click', () => campaigns.load());
+
+// ---- source health ----------------------------------------------------------------
+
+const sources = keyedReport('report.sources', 'sources', (d) => d.sources, (s) => s.source, () => showSources());
+/** Words for the source statuses. */
+const SOURCE_STATUS_LABEL = {unknown: 'Not heard from yet', ok: 'OK', quiet: 'Quiet', down: 'Down'};
+
+/** ago says how long before now the RFC 3339 time t was, e.g. "12 s ago". */
+function ago(t) {
+  const ms = Date.parse(t ?? '');
+  if (Number.isNaN(ms)) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 120 ? `${s} s ago` : `${dur(s * 1000)} ago`;
+}
+
+/** listText describes the dialer's Redis list, empty for other sources. */
+function listText(s) {
+  if (s.listLength === undefined) return '';
+  const waiting = s.listLength > 0 ? `${s.listLength} waiting for ${dur((s.listNonEmptySeconds ?? 0) * 1000)}` : 'empty';
+  return `${waiting}; ${s.deadLetters ?? 0} dead letters`;
+}
+
+function showSources() {
+  const rows = [...sources.byKey.values()];
+  $('sources').replaceChildren(el('div', {class: 'scroll'}, el('table', {},
+    el('thead', {}, el('tr', {}, ...['Source', 'Status', 'Last seen', 'Per minute', 'Rejected', 'Retries', 'Dialer list']
+      .map((c) => el('th', {}, c)))),
+    el('tbody', {}, ...rows.map((s) => el('tr', {dataset: {source: s.source, status: s.status}, class: `src-${s.status}`},
+      el('td', {class: 'mono'}, s.source),
+      el('td', {class: 'status', title: s.reason || (s.since ? `since ${s.since}` : '')}, SOURCE_STATUS_LABEL[s.status] ?? s.status),
+      el('td', {class: 'last-seen', title: s.lastSeen ?? ''}, ago(s.lastSeen)),
+      el('td', {class: 'per-minute num'}, s.perMinute ?? 0),
+      el('td', {class: 'rejected num'}, s.rejectedPerMinute ?? 0),
+      el('td', {class: 'duplicates num'}, s.duplicatesPerMinute ?? 0),
+      el('td', {class: 'list'}, listText(s))))))));
+}
+
+$('sources-go').addEventListener('click', () => sources.load());
+setInterval(() => {
+  if (sources.loaded && client.session && !document.body.classList.contains('stale')) sources.load(true);
+}, 15000);
 
 // ---- server events ----------------------------------------------------------------
 
@@ -602,8 +671,9 @@ client.on('*', (ev) => {
   else if (name === 'session.ended') setStatus(`session ended (${reasonLabel(data?.reason ?? '') || 'unknown'})`);
   else if (name.startsWith(TEAM_PREFIX)) applyTeamEvent(name, data);
   else if (name === 'outbound.campaignGroupState' && data?.GSW_CAMPAIGN_GROUP_GUID !== undefined) {
-    campaigns.byGUID.set(String(data.GSW_CAMPAIGN_GROUP_GUID), data);
-    showCampaigns();
+    campaigns.set(data);
+  } else if (name === 'system.sourceHealth' && data?.source !== undefined && sources.loaded) {
+    sources.set(data);
   }
 });
 
