@@ -245,3 +245,36 @@ func TestClusterResumedAgentKeepsAgentRights(t *testing.T) {
 	}
 	c.noEvent("outbound.campaignGroupState", 0)
 }
+
+// Two instances see one status per source: a notification posted to B
+// makes the source ok on A too, with the same lastSeen, and each change
+// (ok, then quiet after --source-quiet) is stored once for the domain
+// although both instances notice it.
+func TestClusterSourceHealthStoredOnce(t *testing.T) {
+	_, ps := startCluster(t, 2, "--source-quiet", "2s")
+	sup := dial(t, ps[0].WS)
+	sid, _ := sup.login("2001")
+	success(t, sup.request("subscribe", map[string]any{"topics": []string{"system.sourceHealth"}}, sid))
+	lead := dial(t, ps[1].WS)
+	lead.login("3001")
+	if status, body := post(t, ps[1].URL+pathCP, jsonOf(contactProcessed("CLU-SRC-1", "ATT-CLU-SRC-1", "1001")), nil); status != 200 {
+		t.Fatalf("post to B: %d %v", status, body)
+	}
+	healthEvent(sup, "ocs.contactProcessed", "ok")
+	onA, onB := sourcesOf(t, sup)["ocs.contactProcessed"], sourcesOf(t, lead)["ocs.contactProcessed"]
+	if onA["status"] != "ok" || onB["status"] != "ok" || onA["lastSeen"] != onB["lastSeen"] || num(onA["perMinute"]) != 1 || num(onB["perMinute"]) != 1 {
+		t.Fatalf("the source on A %v and on B %v: want ok with the same lastSeen and count", onA, onB)
+	}
+	healthEvent(sup, "ocs.contactProcessed", "quiet")
+	// A campaign group state is the barrier: its own ok event comes after
+	// any second ok or quiet of contact-processed.
+	if status, body := post(t, ps[0].URL+pathCGS, jsonOf(campaignGroupState("6C3B8F7A-1111-4C2B-9C55-0A0B0C0D0E0F", 2)), nil); status != 200 {
+		t.Fatalf("post to A: %d %v", status, body)
+	}
+	healthEvent(sup, "ocs.campaignGroupState", "ok")
+	for _, m := range sup.pending {
+		if d, _ := m["data"].(map[string]any); m["name"] == "system.sourceHealth" && d["source"] == "ocs.contactProcessed" {
+			t.Errorf("a change stored twice: %v", m)
+		}
+	}
+}
