@@ -325,3 +325,17 @@ func TestRunStoresQuietAndDialerChanges(t *testing.T) {
 	mu.Unlock()
 	want(DialerCDR, Unknown) // Redis back, and no CDR was ever seen
 }
+
+// BenchmarkCommitted is the tracker's cost on the commit path: one batch of
+// 16 notifications from the log's OnCommit.
+func BenchmarkCommitted(b *testing.B) {
+	tr := NewTracker(Config{})
+	evs := make([]store.Event, 16)
+	for i := range evs {
+		evs[i] = event(uint64(i+1), protocol.TopicContactProcessed, time.Now())
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.Committed(evs)
+	}
+}
