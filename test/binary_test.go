@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,13 +41,20 @@ func freePort(t testing.TB) string {
 }
 
 // startBinary runs the built iproc with args plus --listen on a free port,
-// waits for /readyz, and kills it when the test ends.
+// waits for /readyz, and kills it when the test ends. With --tls-cert in
+// args, URL and WS are https:// and wss://.
 func startBinary(t testing.TB, addr string, env []string, args ...string) *proc {
 	t.Helper()
 	if addr == "" {
 		addr = freePort(t)
 	}
 	p := &proc{t: t, addr: addr, URL: "http://" + addr, WS: "ws://" + addr + "/ws", logs: &bytes.Buffer{}, done: make(chan struct{})}
+	ready := http.DefaultClient
+	if slices.Contains(args, "--tls-cert") {
+		p.URL, p.WS = "https://"+addr, "wss://"+addr+"/ws"
+		// Only to wait for readiness: the test checks the certificate.
+		ready = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	}
 	p.cmd = exec.Command(binary(t), append([]string{"serve", "--listen", addr}, args...)...)
 	p.cmd.Env = append(append(os.Environ(), "IPROC_LOG_FORMAT=json"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, &lockedWriter{w: p.logs}
@@ -60,7 +69,7 @@ func startBinary(t testing.TB, addr string, env []string, args ...string) *proc 
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(p.URL + "/readyz")
+		resp, err := ready.Get(p.URL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

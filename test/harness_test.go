@@ -335,6 +335,12 @@ func success(t testing.TB, resp map[string]any) map[string]any {
 // post sends a JSON notification and returns the status and decoded body.
 func post(t testing.TB, url string, body string, header map[string]string) (int, map[string]any) {
 	t.Helper()
+	return postWith(t, http.DefaultClient, url, body, header)
+}
+
+// postWith is post through hc.
+func postWith(t testing.TB, hc *http.Client, url string, body string, header map[string]string) (int, map[string]any) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +353,7 @@ func post(t testing.TB, url string, body string, header map[string]string) (int,
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("post %s: %v", url, err)
 	}
