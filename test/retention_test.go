@@ -10,9 +10,19 @@ import (
 // TestHistoryPrunesJourneysAndDedupKeys: with --history 1s, a journey and
 // the dedup key of the notification that made it are gone once pruned: the
 // journey is report.notFound and the same GSW_MESSAGE_GUID is accepted as
-// new (a new seq, not duplicate).
+// new (a new seq, not duplicate). The same holds with the embedded log and
+// with the Redis log.
 func TestHistoryPrunesJourneysAndDedupKeys(t *testing.T) {
-	ts := startServer(t, func(c *server.Config) { c.History = time.Second })
+	t.Run("embedded log", func(t *testing.T) {
+		testHistoryPrunes(t, startServer(t, func(c *server.Config) { c.History = time.Second }))
+	})
+	t.Run("Redis log", func(t *testing.T) {
+		r := startRedis(t, redisOptions{})
+		testHistoryPrunes(t, startServer(t, func(c *server.Config) { c.History, c.RedisURL = time.Second, r.URL }))
+	})
+}
+
+func testHistoryPrunes(t *testing.T, ts *testServer) {
 	const guid, attempt = "RET-MSG-1", "RET-ATT-1"
 	status, first := post(t, ts.URL+pathCP, jsonOf(contactProcessed(guid, attempt, "1001")), nil)
 	if status != 200 {

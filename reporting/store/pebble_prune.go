@@ -16,12 +16,19 @@ type Pruner interface {
 	Prune(kv KV, before time.Time) (int, error)
 }
 
+// pruneInterval is how often the logs prune with history: every minute, or
+// every quarter of the history when that is shorter (at least every 100 ms),
+// so that nothing outlives the history by much more than a quarter of it.
+func pruneInterval(history time.Duration) time.Duration {
+	return min(pruneEvery, max(history/4, 100*time.Millisecond))
+}
+
 // pruneLoop deletes expired events, dedup keys and projections at open and
 // then every minute (every quarter of the history when that is shorter, at
 // least every 100 ms), until Close.
 func (p *Pebble) pruneLoop() {
 	defer close(p.pruneDone)
-	t := time.NewTicker(min(pruneEvery, max(p.history/4, 100*time.Millisecond)))
+	t := time.NewTicker(pruneInterval(p.history))
 	defer t.Stop()
 	for {
 		if _, err := p.Prune(); err != nil {

@@ -356,7 +356,7 @@ func (r *Redis) beatLoop() {
 		if err := r.beat(ctx); err != nil {
 			r.log.Debug().Err(err).Msg("event log heartbeat failed")
 		}
-		if time.Since(lastPrune) >= pruneEvery {
+		if time.Since(lastPrune) >= pruneInterval(r.history) {
 			lastPrune = time.Now()
 			if n, err := r.prune(ctx); err != nil {
 				r.log.Warn().Err(err).Msg("event log retention failed")
@@ -390,10 +390,58 @@ func (r *Redis) beat(ctx context.Context) error {
 	return nil
 }
 
-// prune trims the events older than the history, 1000 at a time, and
-// returns how many went.
+// prune trims the events older than the history, 1000 at a time, then
+// deletes the projections a Pruner says expired (journeys); it returns how
+// many went. Dedup keys expire by themselves (their TTL is the history).
 func (r *Redis) prune(ctx context.Context) (int, error) {
-	cutoff := r.now().Add(-r.history).UnixNano()
+	before := r.now().Add(-r.history)
+	n, err := r.pruneEvents(ctx, before.UnixNano())
+	if err != nil {
+		return n, err
+	}
+	m, err := r.pruneProjections(ctx, before)
+	return n + m, err
+}
+
+// pruneProjections runs the projector's Prune under the commit lock, so
+// that no commit writes the same projections meanwhile, and applies its
+// deletions in one script that checks the lock.
+func (r *Redis) pruneProjections(ctx context.Context, before time.Time) (int, error) {
+	pr, ok := r.projector.(Pruner)
+	if !ok {
+		return 0, nil
+	}
+	token, err := r.lock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		uctx, ucancel := context.WithTimeout(context.Background(), time.Second)
+		_ = unlockScript.Run(uctx, r.rdb, []string{r.key("lock")}, token).Err()
+		ucancel()
+	}()
+	kv := newRedisKV(ctx, r, false)
+	n, err := pr.Prune(kv, before)
+	if err == nil {
+		err = kv.err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("prune projections: %w", err)
+	}
+	wArgs, nw := kv.writeArgs()
+	if nw == 0 {
+		return n, nil
+	}
+	args := append([]any{token, "0", r.history.Milliseconds(), 0, 0, nw}, wArgs...)
+	if err := commitScript.Run(ctx, r.rdb, []string{r.key("lock"), r.key("head"), r.key("log")}, args...).Err(); err != nil {
+		return 0, fmt.Errorf("prune projections: %w", err)
+	}
+	return n, nil
+}
+
+// pruneEvents trims the events older than cutoff (Unix nanoseconds), 1000
+// at a time, and returns how many went.
+func (r *Redis) pruneEvents(ctx context.Context, cutoff int64) (int, error) {
 	total := 0
 	for range 100 {
 		msgs, err := r.rdb.XRangeN(ctx, r.key("log"), "-", "+", pruneChunk).Result()
