@@ -393,7 +393,14 @@ func (r *Redis) beat(ctx context.Context) error {
 // prune trims the events older than the history, 1000 at a time, then
 // deletes the projections a Pruner says expired (journeys); it returns how
 // many went. Dedup keys expire by themselves (their TTL is the history).
+// Of the domain's instances, the first to get to it in each interval
+// prunes; the others skip that round.
 func (r *Redis) prune(ctx context.Context) (int, error) {
+	// One instance of the domain prunes per interval: the others skip.
+	mine, err := r.rdb.SetNX(ctx, r.key("prune"), r.instance, pruneInterval(r.history)).Result()
+	if err != nil || !mine {
+		return 0, err
+	}
 	before := r.now().Add(-r.history)
 	n, err := r.pruneEvents(ctx, before.UnixNano())
 	if err != nil {
