@@ -173,6 +173,17 @@ func (ps projectors) Prefetch(ev store.Event) []store.BucketKey {
 	return keys
 }
 
+// OrderedBuckets implements store.OrderedBuckets for the projectors that do.
+func (ps projectors) OrderedBuckets() []string {
+	var out []string
+	for _, p := range ps {
+		if ob, ok := p.(store.OrderedBuckets); ok {
+			out = append(out, ob.OrderedBuckets()...)
+		}
+	}
+	return out
+}
+
 // redisLogger writes go-redis's messages ("connection pool: failed to
 // dial", …) through zerolog, so that the log stays one JSON object per line.
 type redisLogger struct{ log zerolog.Logger }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -19,6 +20,11 @@ func TestHistoryPrunesJourneysAndDedupKeys(t *testing.T) {
 	t.Run("Redis log", func(t *testing.T) {
 		r := startRedis(t, redisOptions{})
 		testHistoryPrunes(t, startServer(t, func(c *server.Config) { c.History, c.RedisURL = time.Second, r.URL }))
+		// The journeys' update-time index is a sorted set too, so that
+		// pruning reads only what expires: it indexes the live journey.
+		if n := r.Client().ZCard(context.Background(), "iproc:default:kv:updated#order").Val(); n == 0 {
+			t.Fatal("the journeys' update-time index has no sorted set")
+		}
 	})
 }
 

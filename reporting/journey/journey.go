@@ -283,6 +283,10 @@ func Prune(kv store.KV, before time.Time) (int, error) {
 	return n, nil
 }
 
+// OrderedBuckets implements store.OrderedBuckets: Prune walks the
+// "updated" index from its oldest key and stops at the cutoff.
+func (Projector) OrderedBuckets() []string { return []string{bucketUpdated} }
+
 // pruneAll is Prune for journeys stored before the "updated" index: one
 // walk over every journey, deleting the expired and indexing the others.
 func pruneAll(kv store.KV, before time.Time) (int, error) {

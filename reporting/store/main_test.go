@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 }
 
 // checkFor polls fn until it returns nil or timeout passes.
-func checkFor(t *testing.T, timeout time.Duration, fn func() error) {
+func checkFor(t testing.TB, timeout time.Duration, fn func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -82,7 +82,7 @@ func (r *recorder) snapshot() ([]Event, int) {
 	return append([]Event(nil), r.events...), r.batches
 }
 
-func testLogger(t *testing.T) zerolog.Logger {
+func testLogger(t testing.TB) zerolog.Logger {
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 }
 

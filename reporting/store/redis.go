@@ -74,6 +74,7 @@ type Redis struct {
 	history   time.Duration
 	maxBatch  int
 	projector Projector
+	ordered   map[string]bool // the projector's OrderedBuckets
 	onCommit  func([]Event)
 	now       func() time.Time
 	log       zerolog.Logger
@@ -119,6 +120,20 @@ func OpenRedis(cfg RedisConfig) (*Redis, error) {
 		commitDone:  make(chan struct{}),
 		tailDone:    make(chan struct{}),
 		beatDone:    make(chan struct{}),
+	}
+	if ob, ok := cfg.Projector.(OrderedBuckets); ok {
+		r.ordered = map[string]bool{}
+		for _, b := range ob.OrderedBuckets() {
+			r.ordered[b] = true
+		}
+	}
+	// Indexing a bucket written before its sorted set existed takes one
+	// pass over it, once.
+	ictx, icancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	err := r.indexOrdered(ictx)
+	icancel()
+	if err != nil {
+		return nil, fmt.Errorf("store: redis: open: index ordered buckets: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), redisOpTimeout)
 	defer cancel()

@@ -35,7 +35,8 @@ func (r *Redis) commitLoop() {
 // KEYS: lock, head, log. ARGV: token, new head, dedup TTL (ms), #events,
 // #dedup keys, #projection writes, then 8 values per event (id, name, data,
 // agent, ext, origin, time, dedup key), 2 per dedup key (key, seq) and 4
-// per projection write ("h" set or "d" delete, hash, field, value).
+// per projection write ("h" set or "d" delete, hash, field, value; "z" and
+// "y" do the same in an ordered bucket and keep its "<hash>#order" set).
 var commitScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LOCKLOST commit lock lost')
@@ -52,10 +53,16 @@ for d = 1, nd do
   i = i + 2
 end
 for w = 1, nw do
-  if ARGV[i] == 'h' then
+  local op = ARGV[i]
+  if op == 'h' or op == 'z' then
     redis.call('HSET', ARGV[i+1], ARGV[i+2], ARGV[i+3])
   else
     redis.call('HDEL', ARGV[i+1], ARGV[i+2])
+  end
+  if op == 'z' then
+    redis.call('ZADD', ARGV[i+1] .. '#order', 0, ARGV[i+2])
+  elseif op == 'y' then
+    redis.call('ZREM', ARGV[i+1] .. '#order', ARGV[i+2])
   end
   i = i + 4
 end

@@ -8,6 +8,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// OrderedBuckets is implemented by projectors with buckets that are walked
+// in key order from the first key and left early (an index by time, walked
+// up to a cutoff). The Redis log keeps the keys of those buckets in a sorted
+// set as well, so that their ForEach reads what it walks, a chunk at a
+// time, instead of the whole hash; the embedded log's buckets are ordered
+// anyway.
+type OrderedBuckets interface {
+	OrderedBuckets() []string
+}
+
+// orderedChunk is how many keys of an ordered bucket one read takes.
+const orderedChunk = 1000
+
 // BucketKey names one projection value.
 type BucketKey struct{ Bucket, Key string }
 
@@ -74,6 +87,10 @@ func newRedisKV(ctx context.Context, r *Redis, readOnly bool) *redisKV {
 
 func (kv *redisKV) hash(bucket string) string { return kv.r.key("kv:" + bucket) }
 
+// orderKey is the sorted set of an ordered bucket's keys (all scores 0, so
+// that members sort by their bytes, as Go strings do).
+func orderKey(hash string) string { return hash + "#order" }
+
 // Get returns the value of key in bucket, nil when missing.
 func (kv *redisKV) Get(bucket, key string) []byte {
 	if w, ok := kv.writes[bucket]; ok {
@@ -127,6 +144,9 @@ func (kv *redisKV) set(bucket, key string, v []byte) {
 
 // ForEach calls fn for every key of bucket in key order.
 func (kv *redisKV) ForEach(bucket string, fn func(key string, value []byte) error) error {
+	if kv.r.ordered[bucket] && len(kv.writes[bucket]) == 0 {
+		return kv.forEachOrdered(bucket, fn)
+	}
 	all, err := kv.r.rdb.HGetAll(kv.ctx, kv.hash(bucket)).Result()
 	if err != nil {
 		if kv.err == nil {
@@ -158,21 +178,105 @@ func (kv *redisKV) ForEach(bucket string, fn func(key string, value []byte) erro
 	return nil
 }
 
+// forEachOrdered is ForEach of an ordered bucket without buffered writes:
+// it reads the sorted set a chunk at a time with the chunk's values, so a
+// walk that stops early reads little. A key in the set whose value is gone
+// is skipped and dropped from the set.
+func (kv *redisKV) forEachOrdered(bucket string, fn func(key string, value []byte) error) error {
+	h := kv.hash(bucket)
+	start := "-"
+	for {
+		keys, err := kv.r.rdb.ZRangeArgs(kv.ctx, redis.ZRangeArgs{Key: orderKey(h), Start: start, Stop: "+", ByLex: true, Count: orderedChunk}).Result()
+		if err == nil && len(keys) > 0 {
+			var vals []any
+			if vals, err = kv.r.rdb.HMGet(kv.ctx, h, keys...).Result(); err == nil {
+				for i, k := range keys {
+					v, ok := vals[i].(string)
+					if !ok {
+						_ = kv.r.rdb.ZRem(kv.ctx, orderKey(h), k).Err()
+						continue
+					}
+					if err := fn(k, []byte(v)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err != nil {
+			if kv.err == nil {
+				kv.err = err
+			}
+			return err
+		}
+		if len(keys) < orderedChunk {
+			return nil
+		}
+		start = "(" + keys[len(keys)-1]
+	}
+}
+
 // writeArgs returns the commit script's projection-write arguments and
-// their count.
+// their count. Writes to ordered buckets ("z" set, "y" delete) keep the
+// bucket's sorted set too.
 func (kv *redisKV) writeArgs() ([]any, int) {
 	var args []any
 	n := 0
 	for bucket, w := range kv.writes {
 		h := kv.hash(bucket)
+		set, del := "h", "d"
+		if kv.r.ordered[bucket] {
+			set, del = "z", "y"
+		}
 		for k, v := range w {
 			if v == nil {
-				args = append(args, "d", h, k, "")
+				args = append(args, del, h, k, "")
 			} else {
-				args = append(args, "h", h, k, string(v))
+				args = append(args, set, h, k, string(v))
 			}
 			n++
 		}
 	}
 	return args, n
+}
+
+// indexOrdered fills the sorted set of each ordered bucket that has none
+// (its hash was written before the set existed), a chunk at a time.
+func (r *Redis) indexOrdered(ctx context.Context) error {
+	for bucket := range r.ordered {
+		h := r.key("kv:" + bucket)
+		n, err := r.rdb.Exists(ctx, orderKey(h)).Result()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		iter := r.rdb.HScan(ctx, h, 0, "", orderedChunk).Iterator()
+		var members []redis.Z
+		flush := func() error {
+			if len(members) == 0 {
+				return nil
+			}
+			err := r.rdb.ZAdd(ctx, orderKey(h), members...).Err()
+			members = members[:0]
+			return err
+		}
+		for i := 0; iter.Next(ctx); i++ {
+			if i%2 == 0 { // HSCAN yields field, value, field, value…
+				members = append(members, redis.Z{Member: iter.Val()})
+			}
+			if len(members) == orderedChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -3,10 +3,14 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +22,7 @@ import (
 // (skipping when it is not installed and CI is unset) and returns a
 // client; both end with the test. The test/ package has the full helper;
 // this package needs only this much.
-func redisClient(t *testing.T) *redis.Client {
+func redisClient(t testing.TB) *redis.Client {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -172,4 +176,136 @@ func mustAppendRedis(t *testing.T, r *Redis, recs ...Record) []Result {
 		t.Fatalf("Append: %v", err)
 	}
 	return res
+}
+
+// indexProjector keeps, in the ordered bucket "idx", one key per event:
+// the event's name; an event named "-<key>" deletes <key>.
+type indexProjector struct{}
+
+func (indexProjector) Project(kv KV, ev Event) error {
+	if k, ok := strings.CutPrefix(ev.Name, "-"); ok {
+		return kv.Delete("idx", k)
+	}
+	return kv.Put("idx", ev.Name, []byte("v-"+ev.Name))
+}
+
+func (indexProjector) OrderedBuckets() []string { return []string{"idx"} }
+
+// walk returns the keys and values of "idx" in ForEach order, stopping
+// after limit keys (0: all).
+func walk(t *testing.T, r *Redis, limit int) []string {
+	t.Helper()
+	var got []string
+	stop := errors.New("stop")
+	err := r.View(func(kv KV) error {
+		err := kv.ForEach("idx", func(k string, v []byte) error {
+			got = append(got, k+"="+string(v))
+			if len(got) == limit {
+				return stop
+			}
+			return nil
+		})
+		if errors.Is(err, stop) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// An ordered bucket is walked in key order from its sorted set, chunk by
+// chunk (more keys than a chunk), with deleted keys gone; an index written
+// before the sorted set existed is indexed when the log opens.
+func TestRedisOrderedBucket(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	// Written by an earlier version: the hash without its sorted set.
+	if err := c.HSet(ctx, "iproc:t:kv:idx", "k0500", "old", "k\x00zz", "old0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenRedis(RedisConfig{Client: c, Domain: "t", Instance: "A", Projector: indexProjector{}, Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var recs []Record
+	for _, i := range rand.Perm(2*orderedChunk + 7) {
+		if i != 500 {
+			recs = append(recs, Record{Name: fmt.Sprintf("k%04d", i)})
+		}
+	}
+	recs = append(recs, Record{Name: "-k0001"})
+	mustAppendRedis(t, r, recs...)
+	var want []string
+	want = append(want, "k\x00zz=old0", "k0000=v-k0000")
+	for i := 2; i < 2*orderedChunk+7; i++ {
+		v := fmt.Sprintf("v-k%04d", i)
+		if i == 500 {
+			v = "old"
+		}
+		want = append(want, fmt.Sprintf("k%04d=%s", i, v))
+	}
+	if got := walk(t, r, 0); !slices.Equal(got, want) {
+		t.Fatalf("walk: %d keys, first %q, want %d keys, first %q", len(got), got[:min(3, len(got))], len(want), want[:3])
+	}
+	if got := walk(t, r, 3); !slices.Equal(got, want[:3]) {
+		t.Fatalf("walk stopped after 3: %q", got)
+	}
+	if n := c.ZCard(ctx, "iproc:t:kv:idx#order").Val(); n != int64(len(want)) {
+		t.Fatalf("sorted set holds %d keys, want %d", n, len(want))
+	}
+}
+
+// hashProjector is indexProjector without the ordered bucket: its ForEach
+// reads the whole hash.
+type hashProjector struct{ indexProjector }
+
+func (hashProjector) OrderedBuckets() []string { return nil }
+
+// BenchmarkRedisIndexWalk walks the first 10 of 50,000 keys of an index, as
+// a prune that finds little expired does: from the sorted set (ordered)
+// and from the whole hash (hash).
+func BenchmarkRedisIndexWalk(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		p    Projector
+	}{{"ordered", indexProjector{}}, {"hash", hashProjector{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			rdb := redisClient(b)
+			r, err := OpenRedis(RedisConfig{Client: rdb, Domain: "t", Instance: "A", Projector: c.p, Log: testLogger(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			recs := make([]Record, 0, 5000)
+			for i := range 50000 {
+				recs = append(recs, Record{Name: fmt.Sprintf("k%06d", i)})
+				if len(recs) == cap(recs) {
+					if _, err := r.Append(context.Background(), recs); err != nil {
+						b.Fatal(err)
+					}
+					recs = recs[:0]
+				}
+			}
+			stop := errors.New("stop")
+			b.ResetTimer()
+			for b.Loop() {
+				n := 0
+				err := r.View(func(kv KV) error {
+					return kv.ForEach("idx", func(string, []byte) error {
+						if n++; n == 10 {
+							return stop
+						}
+						return nil
+					})
+				})
+				if !errors.Is(err, stop) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
