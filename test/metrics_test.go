@@ -98,12 +98,17 @@ func TestMetricsCountTraffic(t *testing.T) {
 
 	sup, supSID, _ := subscribed(t, ts, "2001") // service.info + own stateChanged
 	sup.waitEvent("session.stateChanged")
-	agent := dial(t, ts.WS)
-	agentSID, _ := agent.login("1001")
-	agent.waitEvent("session.stateChanged")
+	// The watch begins before the agent logs in, so that the login is one
+	// memberstatuschanged whatever the timing (begun after, the login
+	// would be in the snapshot or live, depending on whether the hub had
+	// delivered it yet).
 	success(t, sup.request("report.teamstatus.begin", map[string]any{"agentId": "2001"}, ""))
 	sup.waitEvent("report.teamstatus.teamadded")
 	sup.waitEvent("report.teamstatus.teamadded")
+	agent := dial(t, ts.WS)
+	agentSID, _ := agent.login("1001")
+	agent.waitEvent("session.stateChanged")
+	sup.waitEvent("report.teamstatus.memberstatuschanged")
 
 	// Notifications: 1 contact-processed (+1 retry), 2 campaign group
 	// states, a callback array of 3, one invalid body.
@@ -135,11 +140,12 @@ func TestMetricsCountTraffic(t *testing.T) {
 	_ = supSID
 
 	// Event frames written: service.info ×2, session.stateChanged ×3 (two
-	// logins, one setState), teamadded ×2, memberstatuschanged ×1 and the
-	// 6 notifications to the supervisor. All but service.info and
-	// teamadded carry a seq, so they are timed commit-to-socket. The
-	// counters move just after the write, so wait for the last one.
-	const delivered, timed = 14, 10
+	// logins, one setState), teamadded ×2, memberstatuschanged ×2 (the
+	// login, the setState) and the 6 notifications to the supervisor. All
+	// but service.info and teamadded carry a seq, so they are timed
+	// commit-to-socket. The counters move just after the write, so wait
+	// for the last one.
+	const delivered, timed = 15, 11
 	checkFor(t, 5*time.Second, "deliveries counted", func() bool {
 		return scrape(t, ts.URL)["iproc_events_delivered_total"]-before["iproc_events_delivered_total"] >= delivered
 	})
