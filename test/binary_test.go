@@ -290,6 +290,8 @@ func TestBinaryGracefulShutdownAndBadSettings(t *testing.T) {
 		{[]string{"--directory", "/no/such/file.json"}, nil, "--directory"},
 		{[]string{"--tls-cert", "/no/cert.pem", "--tls-key", "/no/key.pem"}, nil, "--tls-cert"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
+		{[]string{"--source-quiet", "0s"}, nil, "--source-quiet"},
+		{nil, []string{"IPROC_SOURCE_QUIET=often"}, "IPROC_SOURCE_QUIET"},
 	}
 	for _, b := range bad {
 		cmd := exec.Command(binary(t), append([]string{"serve", "--data", t.TempDir()}, b.args...)...)
