@@ -461,7 +461,8 @@ func save(kv store.KV, j Journey) error {
 		j.items = slices.Clone(j.items[len(j.items)-MaxSteps:])
 	}
 	r := j.record()
-	if err := kv.Put(bucketJourney, j.ID, appendRecord(make([]byte, 0, 512), &r)); err != nil {
+	buf := make([]byte, 0, 256+192*len(r.Items)) // a step takes about 150 bytes
+	if err := kv.Put(bucketJourney, j.ID, appendRecord(buf, &r)); err != nil {
 		return fmt.Errorf("store journey: %w", err)
 	}
 	return nil
