@@ -92,7 +92,11 @@ func readMarker(dir string) (uint64, error) {
 // openPebbleDB opens the database in dir after checking that its files are
 // there and not empty. Pebble's own panics and fatal errors while opening
 // are turned into ErrDamaged errors.
-func openPebbleDB(dir string, log zerolog.Logger) (db *pebble.DB, err error) {
+// fs nil means the disk (vfs.Default).
+func openPebbleDB(dir string, log zerolog.Logger, fs vfs.FS) (db *pebble.DB, err error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
 	fresh, err := inspectDir(dir)
 	if err != nil {
 		return nil, err
@@ -107,7 +111,7 @@ func openPebbleDB(dir string, log zerolog.Logger) (db *pebble.DB, err error) {
 		ErrorIfNotExists: !fresh,
 		// The plain file system: Pebble's default wraps it in a disk
 		// health checker whose goroutine a failed open leaves running.
-		FS: vfs.Default,
+		FS: fs,
 		// Most reads at commit are misses (a new GUID's dedup key, a new
 		// call's journey): Bloom filters answer them without reading a
 		// block, and a larger block cache keeps the hits in memory.
