@@ -139,25 +139,43 @@ func Lookup(kv store.KV, callID string) (Journey, bool) {
 // leaves its id in the index pointing at the survivor, so stale entries are
 // followed a few hops.
 func resolve(kv store.KV, id string) (Journey, bool) {
+	j, ok, _ := resolveIndexed(kv, id)
+	return j, ok
+}
+
+// resolveIndexed is resolve that also returns id's own index entry (the
+// journey id it points at, "" when none), so that apply need not read it
+// again. A key already read is not read again (a new id's lookup is two
+// reads: its index entry and the journey named like it).
+func resolveIndexed(kv store.KV, id string) (_ Journey, ok bool, indexed string) {
 	jid := id
-	if b := kv.Get(bucketCallID, strings.ToLower(id)); b != nil {
+	lastKey := strings.ToLower(id)
+	var lastVal []byte
+	if b := kv.Get(bucketCallID, lastKey); b != nil {
 		jid = string(b)
+		indexed = jid
+		lastVal = b
 	}
 	for range maxHops {
 		if b := kv.Get(bucketJourney, jid); b != nil {
 			var r record
 			if err := json.Unmarshal(b, &r); err != nil {
-				return Journey{}, false
+				return Journey{}, false, indexed
 			}
-			return fromRecord(r), true
+			return fromRecord(r), true, indexed
 		}
-		next := kv.Get(bucketCallID, strings.ToLower(jid))
+		key := strings.ToLower(jid)
+		next := lastVal
+		if key != lastKey {
+			next = kv.Get(bucketCallID, key)
+			lastKey, lastVal = key, next
+		}
 		if next == nil || string(next) == jid {
-			return Journey{}, false
+			return Journey{}, false, indexed
 		}
 		jid = string(next)
 	}
-	return Journey{}, false
+	return Journey{}, false, indexed
 }
 
 // Involves reports whether the agent (by id) or its extension took part in

@@ -339,8 +339,11 @@ func apply(kv store.KV, obs observation, ev store.Event) error {
 		return nil
 	}
 	var found []Journey
-	for _, id := range ids {
-		if j, ok := resolve(kv, id); ok && !slices.ContainsFunc(found, func(f Journey) bool { return f.ID == j.ID }) {
+	indexed := make([]string, len(ids)) // each id's index entry before this event
+	for i, id := range ids {
+		j, ok, ix := resolveIndexed(kv, id)
+		indexed[i] = ix
+		if ok && !slices.ContainsFunc(found, func(f Journey) bool { return f.ID == j.ID }) {
 			found = append(found, j)
 		}
 	}
@@ -375,9 +378,12 @@ func apply(kv store.KV, obs observation, ev store.Event) error {
 			return fmt.Errorf("index journey: %w", err)
 		}
 	}
-	for _, id := range ids {
-		if err := index(kv, id, j.ID); err != nil {
-			return err
+	for i, id := range ids {
+		if indexed[i] == j.ID {
+			continue // already points there (absorb only ever points ids at j)
+		}
+		if err := kv.Put(bucketCallID, strings.ToLower(id), []byte(j.ID)); err != nil {
+			return fmt.Errorf("index call id: %w", err)
 		}
 	}
 	return nil
@@ -454,11 +460,9 @@ func save(kv store.KV, j Journey) error {
 		sortItems(j.items)
 		j.items = slices.Clone(j.items[len(j.items)-MaxSteps:])
 	}
-	b, err := json.Marshal(j.record())
-	if err != nil {
-		return fmt.Errorf("encode journey: %w", err)
-	}
-	if err := kv.Put(bucketJourney, j.ID, b); err != nil {
+	r := j.record()
+	buf := make([]byte, 0, 256+192*len(r.Items)) // a step takes about 150 bytes
+	if err := kv.Put(bucketJourney, j.ID, appendRecord(buf, &r)); err != nil {
 		return fmt.Errorf("store journey: %w", err)
 	}
 	return nil

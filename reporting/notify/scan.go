@@ -178,7 +178,13 @@ func (s *scanner) object(depth int, path []string) (*object, *Error) {
 		return nil, s.syntax(err)
 	}
 	start := s.dec.InputOffset() - 1 // the offset of {
-	obj := &object{members: make([]member, 0, 32)}
+	// A body has room for a ContactProcessed (about 40 members) without
+	// growing; the events of an array are callbacks (about 20).
+	size := 32
+	if depth == 0 {
+		size = 48
+	}
+	obj := &object{members: make([]member, 0, size)}
 	for s.dec.PeekKind() != '}' {
 		name, err := s.dec.ReadValue()
 		if err != nil {

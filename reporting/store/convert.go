@@ -61,7 +61,7 @@ func ConvertBolt(dataDir string, log zerolog.Logger) (int, error) {
 	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return 0, fmt.Errorf("convert %s: %w", dataDir, err)
 	}
-	pdb, err := openPebbleDB(tmp, log)
+	pdb, err := openPebbleDB(tmp, log, nil)
 	if err != nil {
 		return 0, fmt.Errorf("convert %s: %w", dataDir, err)
 	}

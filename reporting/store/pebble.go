@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 )
 
@@ -69,6 +70,9 @@ type PebbleConfig struct {
 	Now func() time.Time
 	// Log receives the log's own messages (Pebble's too).
 	Log zerolog.Logger
+
+	// fs, for tests, is the file system; nil means the disk.
+	fs vfs.FS
 }
 
 // Pebble is the embedded event log, a Pebble (LSM) database: a commit is one
@@ -132,7 +136,7 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
-	db, err := openPebbleDB(cfg.Dir, cfg.Log)
+	db, err := openPebbleDB(cfg.Dir, cfg.Log, cfg.fs)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +192,14 @@ func (p *Pebble) Read(ctx context.Context, after uint64, limit int) (evs []Event
 	if limit <= 0 || limit > maxReadLimit {
 		limit = maxReadLimit
 	}
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(after + 1), UpperBound: []byte{prefixEvent + 1}})
+	// Only acknowledged events: Pebble shows a batch to readers before its
+	// write-ahead log is synced, and an event read then could be lost in a
+	// crash and its seq given to another event.
+	head := p.head.Load()
+	if after >= head {
+		return nil, nil
+	}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(after + 1), UpperBound: eventKey(head + 1)})
 	if err != nil {
 		return nil, p.readErr("read", err)
 	}

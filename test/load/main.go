@@ -131,6 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.posters, "posters", 16, "ingest, ceiling: concurrent posters")
 	fs.IntVar(&cfg.ingestSubs, "ingest-subscribers", 1000, "ingest: subscribed agents (each event goes to one)")
 	fs.BoolVar(&cfg.ingestFiltered, "ingest-filtered", false, "ingest: the subscribers are supervisors, each with a filter on one agent's GSW_AGENT_ID (each event still goes to one)")
+	fs.BoolVar(&netHTTP, "net-http-client", false, "ingest, ceiling, fanout: post with net/http's client instead of the tool's raw keep-alive HTTP/1.1 client (to compare the two)")
 	fs.IntVar(&cfg.teamAgents, "team-agents", 500, "teamstatus: agents changing state (teams of 50)")
 	fs.IntVar(&cfg.teamSups, "team-supervisors", 50, "teamstatus: watching supervisors")
 	fs.IntVar(&cfg.teamRate, "team-rate", 50, "teamstatus: state changes per second, all agents together")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +62,11 @@ func newHTTPClient(conns int) *http.Client {
 	}
 }
 
-// poster posts ContactProcessed notifications.
+// poster posts ContactProcessed notifications, with the raw keep-alive
+// client (rawClient) unless netHTTP is set.
 type poster struct {
 	client *http.Client
+	raw    *rawClient
 	url    string
 	run    string
 	next   atomic.Int64 // notification number
@@ -72,10 +75,34 @@ type poster struct {
 	lastE  atomic.Pointer[string]
 }
 
+// netHTTP makes posters use net/http's client instead of rawClient (the
+// -net-http-client flag, to compare the two).
+var netHTTP bool
+
+// cpPath is the endpoint the posters post to.
+const cpPath = "/ingest/ocs/contact-processed"
+
+// newPoster returns a poster to base ("http://host:port").
 func newPoster(base string, conns int) *poster {
-	return &poster{client: newHTTPClient(conns), url: base + "/ingest/ocs/contact-processed",
-		run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	p := &poster{url: base + cpPath, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	if netHTTP {
+		p.client = newHTTPClient(conns)
+	} else {
+		p.raw = newRawClient(strings.TrimPrefix(base, "http://"), cpPath)
+	}
+	return p
 }
+
+// close closes the idle connections.
+func (p *poster) close() {
+	if p.raw != nil {
+		p.raw.closeIdle()
+	} else {
+		p.client.CloseIdleConnections()
+	}
+}
+
+var acceptedTrue = []byte(`"accepted":true`)
 
 // post sends one notification for agent and reports whether it was
 // acknowledged (200 accepted) and how long the answer took.
@@ -83,6 +110,22 @@ func (p *poster) post(ctx context.Context, buf *[]byte, agent string) (bool, tim
 	n := p.next.Add(1)
 	start := time.Now()
 	*buf = cpBody((*buf)[:0], p.run, n, agent, start.UnixNano())
+	if p.raw != nil {
+		status, body, err := p.raw.post(ctx, *buf, nil)
+		el := time.Since(start)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.fail(err.Error())
+			}
+			return false, 0
+		}
+		if status != http.StatusOK || !bytes.Contains(body, acceptedTrue) {
+			p.fail(fmt.Sprintf("status %d: %s", status, body))
+			return false, el
+		}
+		p.acked.Add(1)
+		return true, el
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(*buf))
 	if err != nil {
 		p.fail(err.Error())
@@ -99,7 +142,7 @@ func (p *poster) post(ctx context.Context, buf *[]byte, agent string) (bool, tim
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	el := time.Since(start)
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"accepted":true`)) {
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, acceptedTrue) {
 		p.fail(fmt.Sprintf("status %d: %s", resp.StatusCode, body))
 		return false, el
 	}

@@ -177,6 +177,7 @@ func (r *runner) fanout(ctx context.Context, sat bool) (map[string]any, error) {
 		posters = r.cfg.satPost
 	}
 	p := newPoster(r.httpBase(), posters)
+	defer p.close()
 	var buf []byte
 	if ok, _ := p.post(ctx, &buf, ""); !ok { // warm-up: every subscription is in force
 		return nil, fmt.Errorf("warm-up post: %s", p.lastError())
@@ -308,6 +309,7 @@ func (r *runner) ingest(ctx context.Context) (map[string]any, error) {
 		return agentID(int(i % int64(a)))
 	}
 	p := newPoster(r.httpBase(), r.cfg.posters)
+	defer p.close()
 	p.flood(ctx, r.cfg.posters, 300*time.Millisecond, agent) // warm-up: connections, first commits
 	if !waitFor(ctx, 30*time.Second, total.Load, func() bool { return a == 0 || total.Load() >= p.acked.Load() }) {
 		return nil, fmt.Errorf("warm-up: %d of %d delivered", total.Load(), p.acked.Load())

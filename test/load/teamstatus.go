@@ -152,6 +152,7 @@ func runCeiling(ctx context.Context, cfg *config, stderr io.Writer) (map[string]
 		time.Sleep(25 * time.Millisecond)
 	}
 	p := newPoster(base, cfg.posters)
+	defer p.close()
 	p.flood(ctx, cfg.posters, 300*time.Millisecond, func(int64) string { return "a000001" })
 	warm := p.acked.Load()
 	m := startMeter(cmd.Process.Pid)
