@@ -37,6 +37,20 @@ const (
 	pruneChunk = 1000
 )
 
+// setDefaults fills the settings every log shares when they are zero: the
+// history (24h), the largest batch (4096 records) and the clock.
+func setDefaults(history *time.Duration, maxBatch *int, now *func() time.Time) {
+	if *history <= 0 {
+		*history = defaultHistory
+	}
+	if *maxBatch <= 0 {
+		*maxBatch = defaultMaxBatch
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+}
+
 // BoltConfig configures the embedded log. Zero values mean defaults.
 type BoltConfig struct {
 	// Path is the file of the bbolt database; its directory is created if
@@ -108,15 +122,7 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("store: open: empty path")
 	}
-	if cfg.History <= 0 {
-		cfg.History = defaultHistory
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = defaultMaxBatch
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	setDefaults(&cfg.History, &cfg.MaxBatch, &cfg.Now)
 	if dir := filepath.Dir(cfg.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)

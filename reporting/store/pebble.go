@@ -124,15 +124,7 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("store: open: empty directory")
 	}
-	if cfg.History <= 0 {
-		cfg.History = defaultHistory
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = defaultMaxBatch
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	setDefaults(&cfg.History, &cfg.MaxBatch, &cfg.Now)
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}

@@ -102,15 +102,7 @@ func OpenRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Client == nil || cfg.Domain == "" || cfg.Instance == "" {
 		return nil, errors.New("store: redis: Client, Domain and Instance are required")
 	}
-	if cfg.History <= 0 {
-		cfg.History = defaultHistory
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = defaultMaxBatch
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	setDefaults(&cfg.History, &cfg.MaxBatch, &cfg.Now)
 	r := &Redis{
 		rdb: cfg.Client, prefix: "iproc:" + cfg.Domain + ":", instance: cfg.Instance,
 		history: cfg.History, maxBatch: cfg.MaxBatch, projector: cfg.Projector,
