@@ -1,12 +1,9 @@
 package server
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"iproc/protocol"
 	"iproc/reporting/sources"
 )
 
@@ -103,10 +100,8 @@ func (c *sourcesCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(c.status, v, st.Source, s)
 		}
-		if st.LastSeen != nil {
-			if t, err := time.Parse(protocol.TimeLayout, *st.LastSeen); err == nil {
-				gauge(c.lastSeen, float64(t.UnixMilli())/1000, st.Source)
-			}
+		if t := st.LastSeenTime(); !t.IsZero() {
+			gauge(c.lastSeen, float64(t.UnixMilli())/1000, st.Source)
 		}
 		gauge(c.lastMinute, float64(st.PerMinute), st.Source, "accepted")
 		gauge(c.lastMinute, float64(st.RejectedPerMinute), st.Source, "rejected")

@@ -95,7 +95,13 @@ type Status struct {
 	DeadLetters         *int64 `json:"deadLetters,omitempty"`
 	// Reason says why a source is down.
 	Reason string `json:"reason,omitempty"`
+
+	lastSeen time.Time // LastSeen as a time; zero when never
 }
+
+// LastSeenTime is when the source's latest notification was stored; zero
+// when never.
+func (s Status) LastSeenTime() time.Time { return s.lastSeen }
 
 // formatTime formats t as the protocol's timestamps are.
 func formatTime(t time.Time) string { return t.UTC().Format(protocol.TimeLayout) }

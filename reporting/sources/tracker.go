@@ -264,7 +264,7 @@ func (s *source) statusLocked(now time.Time) Status {
 	}
 	if !s.lastSeen.IsZero() {
 		seen := formatTime(s.lastSeen)
-		st.LastSeen = &seen
+		st.LastSeen, st.lastSeen = &seen, s.lastSeen
 	}
 	if s.dialer && s.probed {
 		length, dead, nonEmpty := s.listLength, s.deadLetters, int64(0)
