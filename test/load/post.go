@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"iproc/test/load/rawhttp"
 )
 
 // cpBody builds a seed-001 ContactProcessed body with a unique GUID, an
@@ -63,10 +65,10 @@ func newHTTPClient(conns int) *http.Client {
 }
 
 // poster posts ContactProcessed notifications, with the raw keep-alive
-// client (rawClient) unless netHTTP is set.
+// client (rawhttp.Client) unless netHTTP is set.
 type poster struct {
 	client *http.Client
-	raw    *rawClient
+	raw    *rawhttp.Client
 	url    string
 	run    string
 	next   atomic.Int64 // notification number
@@ -75,7 +77,7 @@ type poster struct {
 	lastE  atomic.Pointer[string]
 }
 
-// netHTTP makes posters use net/http's client instead of rawClient (the
+// netHTTP makes posters use net/http's client instead of rawhttp.Client (the
 // -net-http-client flag, to compare the two).
 var netHTTP bool
 
@@ -88,7 +90,7 @@ func newPoster(base string, conns int) *poster {
 	if netHTTP {
 		p.client = newHTTPClient(conns)
 	} else {
-		p.raw = newRawClient(strings.TrimPrefix(base, "http://"), cpPath)
+		p.raw = rawhttp.New(strings.TrimPrefix(base, "http://"), cpPath)
 	}
 	return p
 }
@@ -96,7 +98,7 @@ func newPoster(base string, conns int) *poster {
 // close closes the idle connections.
 func (p *poster) close() {
 	if p.raw != nil {
-		p.raw.closeIdle()
+		p.raw.CloseIdle()
 	} else {
 		p.client.CloseIdleConnections()
 	}
@@ -111,7 +113,7 @@ func (p *poster) post(ctx context.Context, buf *[]byte, agent string) (bool, tim
 	start := time.Now()
 	*buf = cpBody((*buf)[:0], p.run, n, agent, start.UnixNano())
 	if p.raw != nil {
-		status, body, err := p.raw.post(ctx, *buf, nil)
+		status, body, err := p.raw.Post(ctx, *buf, nil)
 		el := time.Since(start)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -1,4 +1,4 @@
-package main
+package rawhttp
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 // The raw client reads every shape of answer net/http's server gives (a
 // Content-Length body, a chunked one, Connection: close, an error status)
 // and reuses the connection when it may.
+const cpPath = "/ingest/ocs/contact-processed"
+
 func TestRawClient(t *testing.T) {
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,12 +49,12 @@ func TestRawClient(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	c := newRawClient(strings.TrimPrefix(srv.URL, "http://"), cpPath)
-	defer c.closeIdle()
+	c := New(strings.TrimPrefix(srv.URL, "http://"), cpPath)
+	defer c.CloseIdle()
 	ctx := context.Background()
 	check := func(body string, wantStatus int, want string) {
 		t.Helper()
-		status, got, err := c.post(ctx, []byte(body), nil)
+		status, got, err := c.Post(ctx, []byte(body), nil)
 		if err != nil || status != wantStatus || string(got) != want {
 			t.Fatalf("post %q: %d %q %v, want %d %q", body, status, got, err, wantStatus, want)
 		}

@@ -1,4 +1,8 @@
-package main
+// Package rawhttp is a cheap HTTP/1.1 client for load and crash tests: it
+// posts over keep-alive connections with nothing but a buffered reader per
+// connection, so the client costs less CPU per request than the server it
+// measures.
+package rawhttp
 
 import (
 	"bufio"
@@ -13,7 +17,7 @@ import (
 	"time"
 )
 
-// rawClient posts over keep-alive HTTP/1.1 connections with nothing but a
+// Client posts over keep-alive HTTP/1.1 connections with nothing but a
 // buffered reader per connection: one write per request (head and body
 // together), the status line and the few headers it needs parsed by hand.
 // net/http's client spends more CPU per request than a no-op server does
@@ -21,7 +25,7 @@ import (
 // watcher per request), so with it the ceiling scenario measured the client
 // as much as the server; this client is what keeps the ceiling and the
 // ingest ratio about the server.
-type rawClient struct {
+type Client struct {
 	addr string
 	head []byte // the request up to the Content-Length value
 
@@ -35,12 +39,13 @@ type rawConn struct {
 	out []byte
 }
 
-func newRawClient(addr, path string) *rawClient {
-	return &rawClient{addr: addr, head: []byte("POST " + path + " HTTP/1.1\r\nHost: " + addr +
+// New returns a client that posts JSON to path on addr (host:port).
+func New(addr, path string) *Client {
+	return &Client{addr: addr, head: []byte("POST " + path + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nContent-Type: application/json\r\nContent-Length: ")}
 }
 
-func (c *rawClient) get() (*rawConn, error) {
+func (c *Client) get() (*rawConn, error) {
 	c.mu.Lock()
 	if n := len(c.idle); n > 0 {
 		rc := c.idle[n-1]
@@ -56,14 +61,14 @@ func (c *rawClient) get() (*rawConn, error) {
 	return &rawConn{c: conn, r: bufio.NewReaderSize(conn, 4096)}, nil
 }
 
-func (c *rawClient) put(rc *rawConn) {
+func (c *Client) put(rc *rawConn) {
 	c.mu.Lock()
 	c.idle = append(c.idle, rc)
 	c.mu.Unlock()
 }
 
-// closeIdle closes the idle connections.
-func (c *rawClient) closeIdle() {
+// CloseIdle closes the idle connections.
+func (c *Client) CloseIdle() {
 	c.mu.Lock()
 	idle := c.idle
 	c.idle = nil
@@ -73,10 +78,10 @@ func (c *rawClient) closeIdle() {
 	}
 }
 
-// post sends body and returns the status and up to 4 KiB of the answer's
+// Post sends body and returns the status and up to 4 KiB of the answer's
 // body (appended to into). A connection that fails or that the server
 // closes is dropped; the next post dials a new one.
-func (c *rawClient) post(ctx context.Context, body, into []byte) (int, []byte, error) {
+func (c *Client) Post(ctx context.Context, body, into []byte) (int, []byte, error) {
 	rc, err := c.get()
 	if err != nil {
 		return 0, into, err
