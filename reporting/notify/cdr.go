@@ -26,7 +26,9 @@ func DecodeCDR(body []byte) (Notification, error) {
 	if err != nil {
 		return Notification{}, err
 	}
+	defer obj.release()
 	vals, ps := cdr.check(obj, -1)
+	defer releaseValues(vals)
 	if len(ps) > 0 {
 		return Notification{}, invalid(ps)
 	}

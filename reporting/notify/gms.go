@@ -35,6 +35,7 @@ func DecodeCallback(body []byte) (ns []Notification, isArray bool, err error) {
 	if perr != nil {
 		return nil, p.array, perr
 	}
+	defer p.release()
 	if !p.array {
 		n, ps, e := decodeCallbackItem(p.obj, -1)
 		if e != nil {
@@ -71,6 +72,7 @@ func decodeCallbackItem(obj *object, item int) (Notification, []problem, *Error)
 	msg := obj.get("message")
 	if obj.get("event_id") != nil || msg == nil {
 		vals, ps := callback.check(obj, item)
+		defer releaseValues(vals)
 		if len(ps) > 0 {
 			return Notification{}, ps, nil
 		}
@@ -97,7 +99,9 @@ func decodeCallbackItem(obj *object, item int) (Notification, []problem, *Error)
 	if inner == nil {
 		return Notification{}, ps, nil
 	}
+	defer inner.release()
 	vals, ips := callback.check(inner, item)
+	defer releaseValues(vals)
 	for _, p := range ips {
 		p.field = "message." + p.field
 		ps = append(ps, p)

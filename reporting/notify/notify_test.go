@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -492,5 +494,37 @@ func TestConcurrentDecode(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// The decoders recycle their member lists and values: a notification
+// decoded earlier is not changed by the decodes that follow it, whatever
+// kind they are.
+func TestDecodedNotificationsOutliveRecycling(t *testing.T) {
+	first, err := DecodeContactProcessed([]byte(sampleCP), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantData := string(first.Data)
+	wantFields := maps.Clone(first.Fields)
+	wantAgent, wantKey := first.AgentID, first.DedupKey
+	for i := range 50 {
+		other := edit(t, sampleCP, map[string]any{"GSW_MESSAGE_GUID": fmt.Sprintf("OTHER-%d", i), "GSW_AGENT_ID": "9999", "GSW_PHONE": "+15550000000"})
+		if _, err := DecodeContactProcessed([]byte(other), ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := DecodeCallback([]byte("[" + sampleCallback + "," + sampleWrapper + "]")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeCDR([]byte(sampleCDR)); err != nil {
+			t.Fatal(err)
+		}
+		// A refused body returns its lists too.
+		if _, err := DecodeContactProcessed([]byte(edit(t, sampleCP, map[string]any{"GSW_AGENT_ID": true})), ""); err == nil {
+			t.Fatal("a boolean agent id was accepted")
+		}
+	}
+	if string(first.Data) != wantData || !maps.Equal(first.Fields, wantFields) || first.AgentID != wantAgent || first.DedupKey != wantKey {
+		t.Fatalf("the first notification changed: agent %q key %q fields %v", first.AgentID, first.DedupKey, first.Fields)
 	}
 }

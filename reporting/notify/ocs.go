@@ -104,6 +104,7 @@ func DecodeCampaignGroupState(body []byte) (Notification, error) {
 	if err != nil {
 		return Notification{}, err
 	}
+	defer obj.release()
 	if _, ps := campaignGroupState.check(obj, -1); len(ps) > 0 {
 		return Notification{}, invalid(ps)
 	}
@@ -119,7 +120,9 @@ func DecodeContactProcessed(body []byte, etag string) (Notification, error) {
 	if err != nil {
 		return Notification{}, err
 	}
+	defer obj.release()
 	vals, ps := contactProcessed.check(obj, -1)
+	defer releaseValues(vals)
 	msgGUID, _ := contactProcessed.get(vals, "GSW_MESSAGE_GUID")
 	if tag := unquoteETag(etag); tag != "" && msgGUID != "" && !strings.EqualFold(tag, msgGUID) {
 		ps = append(ps, problem{-1, "ETag", "must equal GSW_MESSAGE_GUID"})

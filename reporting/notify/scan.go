@@ -32,6 +32,32 @@ type member struct {
 type object struct {
 	raw     []byte
 	members []member
+	list    *[]member // where members came from (release)
+}
+
+// memberLists recycles objects' member lists (release), so that a decoded
+// body's members cost no allocation once the pool is warm.
+var memberLists = sync.Pool{New: func() any { return new([]member) }}
+
+// newObject returns an object whose member list has room for size members.
+func newObject(size int) *object {
+	ms := memberLists.Get().(*[]member)
+	if cap(*ms) < size {
+		*ms = make([]member, 0, size)
+	}
+	return &object{members: (*ms)[:0], list: ms}
+}
+
+// release hands o's member list back for reuse; o must not be used after.
+// Objects that are never released are simply collected.
+func (o *object) release() {
+	if o == nil || o.list == nil {
+		return
+	}
+	clear(o.members) // no references to the body are kept
+	*o.list = o.members[:0]
+	memberLists.Put(o.list)
+	o.members, o.raw, o.list = nil, nil, nil
 }
 
 // get returns the member called name, nil when absent.
@@ -61,6 +87,14 @@ type parsed struct {
 	obj   *object   // the top-level object, or nil
 	items []*object // the top-level array's items (nil entries: not objects)
 	array bool
+}
+
+// release hands the member lists of p's objects back for reuse.
+func (p parsed) release() {
+	p.obj.release()
+	for _, it := range p.items {
+		it.release()
+	}
 }
 
 // scanner reads one body with a jsontext.Decoder, which rejects invalid
@@ -184,7 +218,7 @@ func (s *scanner) object(depth int, path []string) (*object, *Error) {
 	if depth == 0 {
 		size = 48
 	}
-	obj := &object{members: make([]member, 0, size)}
+	obj := newObject(size)
 	for s.dec.PeekKind() != '}' {
 		name, err := s.dec.ReadValue()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -65,10 +66,14 @@ type values []value
 // empty string for an integer or a timestamp (the vendors leave unassigned
 // fields empty), which then fails "required" as "must not be empty".
 func (v *view) check(obj *object, item int) (values, []problem) {
-	vals := make(values, len(v.rules))
+	vals := newValues(len(v.rules))
 	var ps []problem
-	empty := make([]bool, len(v.rules))
-	bad := make([]bool, len(v.rules))
+	// Views have fewer than 64 rules: the flags stay on the stack.
+	var emptyFlags, badFlags [64]bool
+	empty, bad := emptyFlags[:], badFlags[:]
+	if n := len(v.rules); n > len(empty) {
+		empty, bad = make([]bool, n), make([]bool, n)
+	}
 	for i := range obj.members {
 		mb := &obj.members[i]
 		idx, ok := v.index[mb.name]
@@ -120,6 +125,27 @@ func (v *view) check(obj *object, item int) (values, []problem) {
 		}
 	}
 	return vals, ps
+}
+
+// valueLists recycles the values check returns (releaseValues).
+var valueLists = sync.Pool{New: func() any { return new(values) }}
+
+// newValues returns n absent values.
+func newValues(n int) values {
+	vp := valueLists.Get().(*values)
+	if cap(*vp) < n {
+		return make(values, n)
+	}
+	vals := (*vp)[:n]
+	clear(vals)
+	return vals
+}
+
+// releaseValues hands vals back for reuse once the decoder has read them;
+// values never released are simply collected.
+func releaseValues(vals values) {
+	clear(vals) // no references to the body are kept
+	valueLists.Put(&vals)
 }
 
 // intOf reads a member as an integer: a number with an integral value, or a
