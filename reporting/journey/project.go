@@ -118,7 +118,8 @@ func fromContactProcessed(m fields, ev store.Event) observation {
 	agent := text(m, "GSW_AGENT_ID")
 	group := text(m, "GSW_CAMPAIGN_GROUP_NAME")
 	phone := text(m, "GSW_PHONE")
-	obs := observation{ids: []string{attempt}, key: "cp:" + strings.ToLower(attempt)}
+	// A ContactProcessed gives at most seven steps (one per add below).
+	obs := observation{ids: []string{attempt}, key: "cp:" + strings.ToLower(attempt), items: make([]item, 0, 7)}
 	if agent != "" {
 		obs.agents = []string{agent}
 	}

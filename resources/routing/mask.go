@@ -47,7 +47,8 @@ func (c CustomerFields) Mask(data json.RawMessage) (masked json.RawMessage, chan
 	if !c.mentioned(data) {
 		return data, false
 	}
-	m := masker{c: c, s: scanner{b: data}}
+	// Masking keeps the length of most values: room for data and a little.
+	m := masker{c: c, s: scanner{b: data}, out: make([]byte, 0, len(data)+len(data)/8)}
 	if !m.value(0) || !m.changed {
 		return data, false
 	}

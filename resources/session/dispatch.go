@@ -51,17 +51,20 @@ type topicFrames struct {
 }
 
 // get returns the event's frame, whole or with its customer data masked.
+// Each is encoded only when a recipient needs it; an event with no customer
+// data has one frame for both.
 func (f *topicFrames) get(customer routing.CustomerFields, ev store.Event, whole bool) [][]byte {
-	if f.whole == nil {
-		f.whole = [][]byte{protocol.EventFrame(ev.Name, ev.Seq, ev.Data)}
-	}
 	if whole {
+		if f.whole == nil {
+			f.whole = [][]byte{protocol.EventFrame(ev.Name, ev.Seq, ev.Data)}
+		}
 		return f.whole
 	}
 	if f.masked == nil {
-		f.masked = f.whole
 		if data, changed := customer.Mask(ev.Data); changed {
 			f.masked = [][]byte{protocol.EventFrame(ev.Name, ev.Seq, data)}
+		} else {
+			f.masked = f.get(customer, ev, true)
 		}
 	}
 	return f.masked
